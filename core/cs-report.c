@@ -247,6 +247,26 @@ add_int (JsonBuilder *b, const char *member, guint64 v)
   json_builder_add_int_value (b, (gint64) v);
 }
 
+/* The lecture's formulas for a row, where the layer has them. */
+static void
+add_formulas (JsonBuilder *b, const CsStats *st, guint node)
+{
+  g_autofree char *output = cs_stats_output_formula (st, node);
+  g_autofree char *params = cs_stats_params_formula (st, node);
+  g_autofree char *memory = cs_stats_memory_formula (st, node);
+  json_builder_set_member_name (b, "formulas");
+  json_builder_begin_object (b);
+  const char *names[] = { "output", "params", "memory" };
+  const char *values[] = { output, params, memory };
+  for (guint i = 0; i < G_N_ELEMENTS (names); i++)
+    if (values[i])
+      {
+        json_builder_set_member_name (b, names[i]);
+        json_builder_add_string_value (b, values[i]);
+      }
+  json_builder_end_object (b);
+}
+
 static char *
 report_json (const CsStats *st, gboolean unfold)
 {
@@ -322,6 +342,9 @@ report_json (const CsStats *st, gboolean unfold)
           json_builder_add_int_value (b, s->rf_w.jump);
           json_builder_end_array (b);
         }
+      json_builder_set_member_name (b, "rf_start");
+      json_builder_add_double_value (b, s->rf_h.start);
+      add_formulas (b, st, row->head);
       if (n->flags & CS_NODE_TRAIN_ONLY)
         {
           json_builder_set_member_name (b, "training_only");

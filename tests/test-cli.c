@@ -87,6 +87,11 @@ test_json (void)
   JsonArray *rf = json_object_get_array_member (conv, "rf");
   g_assert_cmpint (json_array_get_int_element (rf, 0), ==, 3);
   g_assert_cmpint (json_array_get_int_element (rf, 1), ==, 1);
+  JsonObject *f = json_object_get_object_member (conv, "formulas");
+  g_assert_cmpstr (json_object_get_string_member (f, "output"), ==, "(224-3+2*1)/1+1 = 224");
+  g_assert_cmpstr (json_object_get_string_member (f, "params"), ==, "(3*3*3)*64 = 1,728");
+  g_assert_cmpstr (json_object_get_string_member (f, "memory"), ==, "224*224*64 = 3,211,264");
+  g_assert_cmpfloat (json_object_get_double_member (conv, "rf_start"), ==, 0.0);
   JsonArray *out = json_object_get_array_member (conv, "output");
   g_assert_cmpint (json_array_get_int_element (out, 0), ==, 64);
   JsonObject *t = json_object_get_object_member (o, "totals");
