@@ -1,11 +1,17 @@
-/* cnnscope-cli: the headless front end (list the zoo, print a model's per-layer statistics). */
+/* cnnscope-cli: the headless front end: the zoo, per-layer statistics, inference and training. */
 #include "cs-error.h"
+#include "cs-exec.h"
 #include "cs-report.h"
 #include "cs-stats.h"
+#include "cs-train.h"
+#include "cs-weights.h"
 #include "cs-zoo.h"
 
 #include <locale.h>
+#include <math.h>
+#include <signal.h>
 #include <stdio.h>
+#include <unistd.h>
 
 enum { EXIT_MODEL = 1, EXIT_USAGE = 2 };
 
@@ -106,6 +112,353 @@ cmd_summary (int argc, char **argv)
   return fflush (stdout) == 0 ? EXIT_SUCCESS : EXIT_MODEL;
 }
 
+
+static int
+model_error (GError *error)
+{
+  g_printerr ("%s\n", error->message);
+  g_error_free (error);
+  return EXIT_MODEL;
+}
+
+static gboolean
+parse_options (GOptionContext *ctx, int *argc, char ***argv, int *status)
+{
+  GError *error = NULL;
+  if (g_option_context_parse (ctx, argc, argv, &error))
+    return TRUE;
+  *status = usage_error (ctx, error->message);
+  g_error_free (error);
+  return FALSE;
+}
+
+/* The backend for --device: only the CPU in this build. */
+static CsBackend *
+open_backend (const char *device, GError **error)
+{
+  if (device == NULL || g_str_equal (device, "cpu") || g_str_equal (device, "auto"))
+    return cs_cpu_backend_new ();
+  if (g_str_equal (device, "cuda"))
+    g_set_error (error, CS_ERROR, CS_ERROR_DEVICE,
+                 "--device cuda: this build of cnnscope has no CUDA backend");
+  else
+    g_set_error (error, CS_ERROR, CS_ERROR_USAGE, "--device takes cpu, cuda or auto, not '%s'",
+                 device);
+  return NULL;
+}
+
+/* A model with its parameters: from FILE when given, else initialised from the seed. */
+static CsNet *
+open_net (const char *model, const char *weights, guint64 seed, CsGraph **graph,
+          GError **error)
+{
+  g_autoptr (CsGraph) g = cs_load_model (model, error);
+  if (g == NULL)
+    return NULL;
+  g_autoptr (CsNet) net = cs_net_new (g, error);
+  if (net == NULL)
+    return NULL;
+  cs_net_init (net, seed, g->train.xavier);
+  if (weights && !cs_safetensors_load (weights, (CsTensor *const *) net->tensors->pdata,
+                                       net->tensors->len, error))
+    return NULL;
+  *graph = g_steal_pointer (&g);
+  return g_steal_pointer (&net);
+}
+
+static int
+cmd_infer (int argc, char **argv)
+{
+  g_autofree char *weights = NULL, *input = NULL, *save = NULL, *device = NULL;
+  gint batch = 1;
+  gint64 seed = 1;
+  GOptionEntry entries[] = {
+    { "weights", 'w', 0, G_OPTION_ARG_FILENAME, &weights, "Parameters (safetensors)", "FILE" },
+    { "batch", 'b', 0, G_OPTION_ARG_INT, &batch, "Images per forward pass (default 1)", "N" },
+    { "input", 'i', 0, G_OPTION_ARG_FILENAME, &input,
+      "A float32 NCHW .npy batch (default: random images from the seed)", "FILE.npy" },
+    { "save-output", 'o', 0, G_OPTION_ARG_FILENAME, &save,
+      "Write the raw outputs (batch x classes, float32) as .npy", "FILE.npy" },
+    { "device", 'd', 0, G_OPTION_ARG_STRING, &device, "cpu, cuda or auto (default)", "DEVICE" },
+    { "seed", 's', 0, G_OPTION_ARG_INT64, &seed, "Seed for initial weights and random input",
+      "N" },
+    { NULL }
+  };
+  g_autoptr (GOptionContext) ctx =
+    g_option_context_new ("MODEL - run a forward pass and print the top-5 classes");
+  g_option_context_add_main_entries (ctx, entries, NULL);
+  int status;
+  if (!parse_options (ctx, &argc, &argv, &status))
+    return status;
+  if (argc != 2)
+    return usage_error (ctx, "infer takes one MODEL");
+  if (batch < 1 || batch > 65536)
+    return usage_error (ctx, "--batch takes a number from 1 to 65536");
+
+  GError *error = NULL;
+  g_autoptr (CsGraph) g = NULL;
+  g_autoptr (CsNet) net = open_net (argv[1], weights, seed, &g, &error);
+  if (net == NULL)
+    return model_error (error);
+  g_autoptr (CsBackend) be = open_backend (device, &error);
+  if (be == NULL)
+    return error->code == CS_ERROR_USAGE ? (usage_error (ctx, error->message),
+                                            g_error_free (error), EXIT_USAGE)
+                                         : model_error (error);
+
+  const CsShape *in = &cs_graph_node (g, 0)->shape;
+  gsize vol = (gsize) in->c * in->h * in->w;
+  g_autofree float *images = NULL;
+  guint64 n = batch;
+  if (input)
+    {
+      guint rank;
+      guint64 shape[4];
+      images = cs_npy_read (input, &rank, shape, &error);
+      if (images == NULL)
+        return model_error (error);
+      if (rank != 4 || shape[1] != in->c || shape[2] != in->h || shape[3] != in->w)
+        {
+          g_autofree char *got = cs_tensor_shape_string (rank, shape);
+          g_printerr ("%s: the array is %s, but %s takes N x %" G_GUINT64_FORMAT " x %"
+                      G_GUINT64_FORMAT " x %" G_GUINT64_FORMAT " (NCHW)\n", input, got,
+                      g->name, in->c, in->h, in->w);
+          return EXIT_MODEL;
+        }
+      n = shape[0];
+    }
+  else
+    {
+      images = g_try_malloc ((gsize) n * vol * sizeof (float));
+      if (images == NULL)
+        return usage_error (ctx, "no memory for that batch");
+      for (gsize i = 0; i < n * vol; i++)
+        images[i] = 2.0f * cs_uniform ((guint64) seed, i) - 1.0f;
+    }
+
+  g_autoptr (CsExec) x = cs_exec_new (net, be, MIN ((guint64) batch, n), FALSE, seed, &error);
+  if (x == NULL)
+    return model_error (error);
+  const CsNode *out = cs_graph_output (g);
+  gsize classes = (gsize) out->shape.c * out->shape.h * out->shape.w;
+  g_autofree float *scores = g_try_malloc (n * classes * sizeof (float));
+  if (scores == NULL)
+    return usage_error (ctx, "no memory for the outputs");
+  gint64 t0 = g_get_monotonic_time ();
+  for (guint64 start = 0; start < n; start += batch)
+    {
+      guint m = MIN ((guint64) batch, n - start);
+      if (!cs_exec_forward (x, images + start * vol, m, &error)
+          || !cs_exec_get_output (x, scores + start * classes, &error))
+        return model_error (error);
+    }
+  double ms = (g_get_monotonic_time () - t0) / 1000.0;
+
+  gboolean probs = out->op == CS_OP_SOFTMAX;
+  for (guint64 i = 0; i < MIN (n, (guint64) 8); i++)
+    {
+      const float *s = scores + i * classes;
+      g_print ("image %" G_GUINT64_FORMAT ":", i);
+      gboolean used[5] = { 0 };
+      guint top[5];
+      guint k_max = MIN (5, classes);
+      for (guint k = 0; k < k_max; k++)
+        {
+          gint best = -1;
+          for (guint c = 0; c < classes; c++)
+            {
+              gboolean taken = FALSE;
+              for (guint j = 0; j < k; j++)
+                taken |= top[j] == c;
+              if (!taken && (best < 0 || s[c] > s[best]))
+                best = c;
+            }
+          top[k] = best;
+          used[k] = TRUE;
+          g_print ("  %u (%s%.4f)", top[k], probs ? "p=" : "score ", s[top[k]]);
+        }
+      (void) used;
+      g_print ("\n");
+    }
+  if (n > 8)
+    g_print ("... %" G_GUINT64_FORMAT " images in all\n", n);
+  g_print ("forward: %.2f ms for %" G_GUINT64_FORMAT " image%s (%.2f ms per image) on %s\n", ms,
+           n, n == 1 ? "" : "s", ms / n, be->description);
+  if (save)
+    {
+      guint64 shape[2] = { n, classes };
+      if (!cs_npy_write (save, scores, 2, shape, &error))
+        return model_error (error);
+    }
+  return EXIT_SUCCESS;
+}
+
+static volatile sig_atomic_t interrupted;
+
+static void
+on_sigint (int sig)
+{
+  interrupted = 1;
+}
+
+typedef struct {
+  gboolean tty;
+  FILE *log;
+  const char *save;
+  CsNet *net;
+  GError *save_error;
+} TrainRun;
+
+static gboolean
+save_checkpoint (TrainRun *run)
+{
+  if (run->save == NULL)
+    return TRUE;
+  g_clear_error (&run->save_error);
+  return cs_safetensors_save (run->save, (CsTensor *const *) run->net->tensors->pdata,
+                              run->net->tensors->len, &run->save_error);
+}
+
+static gboolean
+on_progress (const CsTrainProgress *p, const CsEpochResult *e, gpointer user_data)
+{
+  TrainRun *run = user_data;
+  if (e == NULL)
+    {
+      if (run->tty)
+        {
+          int width = 24, done = (int) ((double) p->step / p->steps * width);
+          char bar[32];
+          for (int i = 0; i < width; i++)
+            bar[i] = i < done ? '#' : '.';
+          bar[width] = '\0';
+          guint eta = (guint) p->eta_s;
+          g_print ("\repoch %u/%u [%s] %u/%u  %.0f img/s  loss %.4f  acc %.1f%%  ETA %02u:%02u ",
+                   p->epoch, p->epochs, bar, p->step, p->steps, p->images_per_s, p->loss,
+                   100 * p->top1, eta / 60, eta % 60);
+        }
+      return !interrupted;
+    }
+  if (run->tty)
+    g_print ("\r\033[K");
+  g_print ("epoch %u/%u  lr %g  train loss %.4f  train acc %.2f%%  val loss %.4f  val acc "
+           "%.2f%% (top-5 %.2f%%)  %.1f s\n", e->epoch, p->epochs, e->lr, e->train_loss,
+           100 * e->train_top1, e->val_loss, 100 * e->val_top1, 100 * e->val_top5, e->seconds);
+  if (run->log)
+    {
+      fprintf (run->log, "%u,%g,%.6f,%.6f,%.6f,%.6f,%.6f,%.3f\n", e->epoch, e->lr,
+               e->train_loss, e->train_top1, e->val_loss, e->val_top1, e->val_top5, e->seconds);
+      fflush (run->log);
+    }
+  if (!save_checkpoint (run))
+    return FALSE;
+  return !interrupted;
+}
+
+static int
+cmd_train (int argc, char **argv)
+{
+  g_autofree char *data = NULL, *device = NULL, *save = NULL, *log = NULL, *weights = NULL;
+  gint epochs = 0, batch = 0, max_steps = 0;
+  gdouble lr = 0;
+  gint64 seed = 1;
+  gboolean no_augment = FALSE;
+  GOptionEntry entries[] = {
+    { "data", 0, 0, G_OPTION_ARG_STRING, &data,
+      "shapes[:N], cifar10:DIR, mnist:DIR or folder:DIR", "SPEC" },
+    { "epochs", 'e', 0, G_OPTION_ARG_INT, &epochs, "Epochs (default: the model's preset)", "E" },
+    { "batch", 'b', 0, G_OPTION_ARG_INT, &batch, "Batch size (default: the preset)", "N" },
+    { "lr", 0, 0, G_OPTION_ARG_DOUBLE, &lr, "Learning rate (default: the preset)", "X" },
+    { "device", 'd', 0, G_OPTION_ARG_STRING, &device, "cpu, cuda or auto (default)", "DEVICE" },
+    { "weights", 'w', 0, G_OPTION_ARG_FILENAME, &weights, "Start from these parameters",
+      "FILE" },
+    { "save", 0, 0, G_OPTION_ARG_FILENAME, &save,
+      "Save the parameters (safetensors) after every epoch and on Ctrl-C", "FILE" },
+    { "log", 0, 0, G_OPTION_ARG_FILENAME, &log, "Write per-epoch figures as CSV", "FILE.csv" },
+    { "seed", 's', 0, G_OPTION_ARG_INT64, &seed, "Seed for weights, data and order", "N" },
+    { "steps", 0, 0, G_OPTION_ARG_INT, &max_steps, "Stop after this many steps", "N" },
+    { "no-augment", 0, 0, G_OPTION_ARG_NONE, &no_augment, "No random crops and flips", NULL },
+    { NULL }
+  };
+  g_autoptr (GOptionContext) ctx = g_option_context_new ("MODEL - train on a dataset");
+  g_option_context_add_main_entries (ctx, entries, NULL);
+  int status;
+  if (!parse_options (ctx, &argc, &argv, &status))
+    return status;
+  if (argc != 2)
+    return usage_error (ctx, "train takes one MODEL");
+  if (data == NULL)
+    return usage_error (ctx, "train needs --data (shapes for the built-in dataset)");
+  if (epochs < 0 || batch < 0 || max_steps < 0 || lr < 0 || !isfinite (lr))
+    return usage_error (ctx, "--epochs, --batch, --steps and --lr take positive numbers");
+
+  GError *error = NULL;
+  g_autoptr (CsGraph) g = NULL;
+  g_autoptr (CsNet) net = open_net (argv[1], weights, seed, &g, &error);
+  if (net == NULL)
+    return model_error (error);
+  g_autoptr (CsBackend) be = open_backend (device, &error);
+  if (be == NULL)
+    return error->code == CS_ERROR_USAGE ? (usage_error (ctx, error->message),
+                                            g_error_free (error), EXIT_USAGE)
+                                         : model_error (error);
+  const CsShape *in = &cs_graph_node (g, 0)->shape;
+  g_autoptr (CsDataset) train = NULL;
+  g_autoptr (CsDataset) val = NULL;
+  if (!cs_data_open (data, in->h, in->w, seed, &train, &val, &error))
+    return error->code == CS_ERROR_USAGE ? (usage_error (ctx, error->message),
+                                            g_error_free (error), EXIT_USAGE)
+                                         : model_error (error);
+
+  CsTrainOptions o;
+  cs_train_options_from_preset (&o, &g->train);
+  if (epochs)
+    o.epochs = epochs;
+  if (batch)
+    o.batch = batch;
+  if (lr > 0)
+    o.lr = lr;
+  o.seed = seed;
+  o.max_steps = max_steps;
+  o.augment = !no_augment;
+
+  TrainRun run = { isatty (STDOUT_FILENO), NULL, save, net, NULL };
+  if (log)
+    {
+      run.log = fopen (log, "w");
+      if (run.log == NULL)
+        {
+          g_printerr ("%s: %s\n", log, g_strerror (errno));
+          return EXIT_MODEL;
+        }
+      fputs ("epoch,lr,train_loss,train_top1,val_loss,val_top1,val_top5,seconds\n", run.log);
+    }
+  g_print ("training %s on %s: %u training and %u validation images of %u classes, batch %u, "
+           "lr %g, momentum %g, weight decay %g, %u epochs, on %s\n", g->name, train->name,
+           train->n, val ? val->n : 0, train->n_classes, o.batch, o.lr, o.momentum, o.decay,
+           o.epochs, be->description);
+  struct sigaction sa = { .sa_handler = on_sigint };
+  sigemptyset (&sa.sa_mask);
+  sigaction (SIGINT, &sa, NULL);
+  gboolean ok = cs_train (net, be, train, val, &o, on_progress, &run, &error);
+  if (run.log)
+    fclose (run.log);
+  if (!ok)
+    return model_error (error);
+  if (run.save_error)
+    return model_error (run.save_error);
+  if (interrupted)
+    {
+      if (!save_checkpoint (&run))
+        return model_error (run.save_error);
+      g_print ("\nstopped by Ctrl-C%s\n", save ? "; the parameters are saved" : "");
+      return 130;
+    }
+  if (save)
+    g_print ("parameters saved to %s\n", save);
+  return EXIT_SUCCESS;
+}
+
 static const struct {
   const char *name;
   int (*run) (int argc, char **argv);
@@ -113,6 +466,8 @@ static const struct {
 } commands[] = {
   { "list", cmd_list, "list the bundled models" },
   { "summary", cmd_summary, "print a model's per-layer table and totals" },
+  { "infer", cmd_infer, "run a forward pass and print the top-5 classes" },
+  { "train", cmd_train, "train a model on a dataset" },
 };
 
 static int

@@ -86,6 +86,8 @@ enum {
   CS_LAYER_JOIN    = 1 << 1,  /* takes several inputs; written with branches */
   CS_LAYER_WINDOW  = 1 << 2,  /* slides a kernel: kh.. dw define its receptive field */
   CS_LAYER_WHOLE   = 1 << 3,  /* sees its whole input at once (fc, flatten) */
+  CS_LAYER_BWD_INPUT  = 1 << 4,  /* its backward reads its input: the input may not be overwritten */
+  CS_LAYER_BWD_OUTPUT = 1 << 5,  /* its backward reads its output */
 };
 
 struct _CsLayerClass {

@@ -1262,7 +1262,8 @@ parse_statement (Parser *ps, gboolean top, GError **error)
         }
     }
 
-  if (t2->type == T_LPAREN)
+  /* A layer kind is never a block name, so `conv (2*c) 3x3` is a layer, not a call. */
+  if (t2->type == T_LPAREN && cs_layer_class_lookup (kw.str, NULL) == NULL)
     {
       consume (ps);
       s->kind = S_CALL;

@@ -247,6 +247,42 @@ add_int (JsonBuilder *b, const char *member, guint64 v)
   json_builder_add_int_value (b, (gint64) v);
 }
 
+static void
+add_train_preset (JsonBuilder *b, const CsTrainPreset *t)
+{
+  static const char *schedules[] = { NULL, "constant", "step", "plateau" };
+  json_builder_set_member_name (b, "train");
+  json_builder_begin_object (b);
+  if (t->batch)
+    add_int (b, "batch", t->batch);
+  if (t->epochs)
+    add_int (b, "epochs", t->epochs);
+  const char *names[] = { "lr", "momentum", "decay", "dropout" };
+  double values[] = { t->lr, t->momentum, t->decay, t->dropout };
+  for (guint i = 0; i < G_N_ELEMENTS (names); i++)
+    if (values[i] > 0)
+      {
+        json_builder_set_member_name (b, names[i]);
+        json_builder_add_double_value (b, values[i]);
+      }
+  if (schedules[t->schedule])
+    {
+      json_builder_set_member_name (b, "schedule");
+      json_builder_add_string_value (b, schedules[t->schedule]);
+    }
+  if (t->n_steps)
+    {
+      json_builder_set_member_name (b, "steps");
+      json_builder_begin_array (b);
+      for (guint i = 0; i < t->n_steps; i++)
+        json_builder_add_int_value (b, t->steps[i]);
+      json_builder_end_array (b);
+    }
+  json_builder_set_member_name (b, "init");
+  json_builder_add_string_value (b, t->xavier ? "xavier" : "he");
+  json_builder_end_object (b);
+}
+
 /* The lecture's formulas for a row, where the layer has them. */
 static void
 add_formulas (JsonBuilder *b, const CsStats *st, guint node)
@@ -279,6 +315,35 @@ report_json (const CsStats *st, gboolean unfold)
   json_builder_add_string_value (b, g->name);
   json_builder_set_member_name (b, "title");
   json_builder_add_string_value (b, g->title);
+  const char *strings[][2] = { { "paper", g->paper }, { "family", g->family },
+                               { "note", g->note } };
+  for (guint i = 0; i < G_N_ELEMENTS (strings); i++)
+    if (strings[i][1])
+      {
+        json_builder_set_member_name (b, strings[i][0]);
+        json_builder_add_string_value (b, strings[i][1]);
+      }
+  if (g->year)
+    add_int (b, "year", g->year);
+  if (g->top1 > 0)
+    {
+      json_builder_set_member_name (b, "accuracy");
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "top1");
+      json_builder_add_double_value (b, g->top1);
+      if (g->top5 > 0)
+        {
+          json_builder_set_member_name (b, "top5");
+          json_builder_add_double_value (b, g->top5);
+        }
+      if (g->accuracy_source)
+        {
+          json_builder_set_member_name (b, "source");
+          json_builder_add_string_value (b, g->accuracy_source);
+        }
+      json_builder_end_object (b);
+    }
+  add_train_preset (b, &g->train);
   add_shape (b, "input", &cs_graph_node (g, 0)->shape);
   add_int (b, "batch", st->batch);
   json_builder_set_member_name (b, "view");

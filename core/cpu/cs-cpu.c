@@ -1,0 +1,927 @@
+/* The CPU backend: float32 NCHW kernels, forward and backward for every layer kind, with
+ * convolutions and fully connected layers as OpenBLAS matrix products. */
+#include "cs-backend.h"
+#include "cs-error.h"
+#include "cs-net.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Backward kernels add to a->d_in[i]; an entry may be NULL when that gradient is not needed. */
+
+static gsize
+vol (const CsShape *s)
+{
+  return (gsize) s->c * s->h * s->w;
+}
+
+static float *
+cpu_alloc (CsBackend *be, gsize n, GError **error)
+{
+  void *p = NULL;
+  if (n > G_MAXSIZE / sizeof (float) || posix_memalign (&p, 64, n * sizeof (float)) != 0)
+    {
+      g_autofree char *size = g_format_size ((guint64) MIN (n, G_MAXSIZE / 4) * 4);
+      g_set_error (error, CS_ERROR, CS_ERROR_OUT_OF_MEMORY, "out of host memory (asked for %s)",
+                   size);
+      return NULL;
+    }
+  memset (p, 0, n * sizeof (float));
+  return p;
+}
+
+static void
+cpu_release (CsBackend *be, float *p)
+{
+  free (p);
+}
+
+static gboolean
+cpu_copy (CsBackend *be, float *dst, const float *src, gsize n, GError **error)
+{
+  if (dst != src)
+    memcpy (dst, src, n * sizeof (float));
+  return TRUE;
+}
+
+static gboolean
+cpu_zero (CsBackend *be, float *p, gsize n, GError **error)
+{
+  memset (p, 0, n * sizeof (float));
+  return TRUE;
+}
+
+static void
+add_into (float *restrict dst, const float *restrict src, gsize n, float scale)
+{
+  for (gsize i = 0; i < n; i++)
+    dst[i] += scale * src[i];
+}
+
+/* ---- convolution ------------------------------------------------------------------------ */
+
+typedef struct {
+  int c, h, w;                  /* one group's input */
+  int kh, kw, sh, sw, ph, pw, dh, dw;
+  int oh, ow;
+} ConvGeom;
+
+static ConvGeom
+conv_geom (const CsKernelArgs *a)
+{
+  const CsNode *n = a->node;
+  guint64 k[2], s[2], p[2], d[2];
+  cs_layer_window (n, &a->in_shape[0], k, s, p, d);
+  return (ConvGeom) {
+    (int) (a->in_shape[0].c / n->p.groups), (int) a->in_shape[0].h, (int) a->in_shape[0].w,
+    (int) k[0], (int) k[1], (int) s[0], (int) s[1], (int) p[0], (int) p[1], (int) d[0],
+    (int) d[1], (int) n->shape.h, (int) n->shape.w,
+  };
+}
+
+static gboolean
+is_pointwise (const ConvGeom *g)
+{
+  return g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
+}
+
+static void
+im2col (const float *restrict x, const ConvGeom *g, float *restrict col)
+{
+  int hw = g->oh * g->ow;
+  for (int c = 0; c < g->c; c++)
+    for (int ki = 0; ki < g->kh; ki++)
+      for (int kj = 0; kj < g->kw; kj++)
+        {
+          float *row = col + (gsize) ((c * g->kh + ki) * g->kw + kj) * hw;
+          const float *plane = x + (gsize) c * g->h * g->w;
+          for (int oh = 0; oh < g->oh; oh++)
+            {
+              int ih = oh * g->sh - g->ph + ki * g->dh;
+              float *r = row + oh * g->ow;
+              if (ih < 0 || ih >= g->h)
+                {
+                  memset (r, 0, g->ow * sizeof (float));
+                  continue;
+                }
+              const float *src = plane + (gsize) ih * g->w;
+              int iw = -g->pw + kj * g->dw;
+              for (int ow = 0; ow < g->ow; ow++, iw += g->sw)
+                r[ow] = (iw >= 0 && iw < g->w) ? src[iw] : 0.0f;
+            }
+        }
+}
+
+static void
+col2im_add (const float *restrict col, const ConvGeom *g, float *restrict x)
+{
+  int hw = g->oh * g->ow;
+  for (int c = 0; c < g->c; c++)
+    for (int ki = 0; ki < g->kh; ki++)
+      for (int kj = 0; kj < g->kw; kj++)
+        {
+          const float *row = col + (gsize) ((c * g->kh + ki) * g->kw + kj) * hw;
+          float *plane = x + (gsize) c * g->h * g->w;
+          for (int oh = 0; oh < g->oh; oh++)
+            {
+              int ih = oh * g->sh - g->ph + ki * g->dh;
+              if (ih < 0 || ih >= g->h)
+                continue;
+              float *dst = plane + (gsize) ih * g->w;
+              const float *r = row + oh * g->ow;
+              int iw = -g->pw + kj * g->dw;
+              for (int ow = 0; ow < g->ow; ow++, iw += g->sw)
+                if (iw >= 0 && iw < g->w)
+                  dst[iw] += r[ow];
+            }
+        }
+}
+
+static gboolean
+conv_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  const CsNode *n = a->node;
+  ConvGeom g = conv_geom (a);
+  int groups = n->p.groups, co = (int) n->p.out, cog = co / groups;
+  int K = g.c * g.kh * g.kw, hw = g.oh * g.ow;
+  gsize in_vol = vol (&a->in_shape[0]), out_vol = vol (&n->shape);
+  for (guint b = 0; b < a->batch; b++)
+    for (int gi = 0; gi < groups; gi++)
+      {
+        const float *x = a->in[0] + b * in_vol + (gsize) gi * g.c * g.h * g.w;
+        float *y = a->out + b * out_vol + (gsize) gi * cog * hw;
+        const float *src = x;
+        if (!is_pointwise (&g))
+          {
+            im2col (x, &g, a->work);
+            src = a->work;
+          }
+        cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, cog, hw, K, 1.0f,
+                     a->w + (gsize) gi * cog * K, K, src, hw, 0.0f, y, hw);
+        if (a->b)
+          for (int c = 0; c < cog; c++)
+            {
+              float bias = a->b[gi * cog + c];
+              float *yc = y + (gsize) c * hw;
+              for (int i = 0; i < hw; i++)
+                yc[i] += bias;
+            }
+      }
+  return TRUE;
+}
+
+static gboolean
+conv_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  const CsNode *n = a->node;
+  ConvGeom g = conv_geom (a);
+  int groups = n->p.groups, co = (int) n->p.out, cog = co / groups;
+  int K = g.c * g.kh * g.kw, hw = g.oh * g.ow;
+  gsize in_vol = vol (&a->in_shape[0]), out_vol = vol (&n->shape);
+  gboolean pointwise = is_pointwise (&g);
+  for (guint b = 0; b < a->batch; b++)
+    for (int gi = 0; gi < groups; gi++)
+      {
+        gsize xoff = b * in_vol + (gsize) gi * g.c * g.h * g.w;
+        const float *x = a->in[0] + xoff;
+        const float *dy = a->d_out + b * out_vol + (gsize) gi * cog * hw;
+        const float *w = a->w + (gsize) gi * cog * K;
+        const float *src = x;
+        if (!pointwise)
+          {
+            im2col (x, &g, a->work);
+            src = a->work;
+          }
+        cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, cog, K, hw, 1.0f, dy, hw, src, hw,
+                     1.0f, a->dw + (gsize) gi * cog * K, K);
+        if (a->db)
+          for (int c = 0; c < cog; c++)
+            {
+              const float *dyc = dy + (gsize) c * hw;
+              float s = 0;
+              for (int i = 0; i < hw; i++)
+                s += dyc[i];
+              a->db[gi * cog + c] += s;
+            }
+        if (a->d_in[0] == NULL)
+          continue;
+        float *dx = a->d_in[0] + xoff;
+        if (pointwise)
+          cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, K, hw, cog, 1.0f, w, K, dy, hw,
+                       1.0f, dx, hw);
+        else
+          {
+            cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, K, hw, cog, 1.0f, w, K, dy, hw,
+                         0.0f, a->work, hw);
+            col2im_add (a->work, &g, dx);
+          }
+      }
+  return TRUE;
+}
+
+/* ---- fully connected ---------------------------------------------------------------------- */
+
+static gboolean
+fc_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  int in = (int) vol (&a->in_shape[0]), out = (int) a->node->p.out, n = (int) a->batch;
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, a->in[0], in, a->w, in,
+               0.0f, a->out, out);
+  if (a->b)
+    for (int i = 0; i < n; i++)
+      add_into (a->out + (gsize) i * out, a->b, out, 1.0f);
+  return TRUE;
+}
+
+static gboolean
+fc_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  int in = (int) vol (&a->in_shape[0]), out = (int) a->node->p.out, n = (int) a->batch;
+  if (a->d_in[0])
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, 1.0f, a->d_out, out,
+                 a->w, in, 1.0f, a->d_in[0], in);
+  cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, 1.0f, a->d_out, out,
+               a->in[0], in, 1.0f, a->dw, in);
+  if (a->db)
+    for (int i = 0; i < n; i++)
+      add_into (a->db, a->d_out + (gsize) i * out, out, 1.0f);
+  return TRUE;
+}
+
+/* ---- pooling ------------------------------------------------------------------------------ */
+
+typedef struct {
+  int h, w, kh, kw, sh, sw, ph, pw, oh, ow;
+} PoolGeom;
+
+static PoolGeom
+pool_geom (const CsKernelArgs *a)
+{
+  guint64 k[2], s[2], p[2], d[2];
+  cs_layer_window (a->node, &a->in_shape[0], k, s, p, d);
+  return (PoolGeom) { (int) a->in_shape[0].h, (int) a->in_shape[0].w, (int) k[0], (int) k[1],
+                      (int) s[0], (int) s[1], (int) p[0], (int) p[1], (int) a->node->shape.h,
+                      (int) a->node->shape.w };
+}
+
+static gboolean
+maxpool_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  PoolGeom g = pool_geom (a);
+  gsize planes = (gsize) a->batch * a->in_shape[0].c;
+  gint32 *arg = (gint32 *) a->saved;
+  for (gsize pl = 0; pl < planes; pl++)
+    {
+      const float *x = a->in[0] + pl * g.h * g.w;
+      float *y = a->out + pl * g.oh * g.ow;
+      gint32 *idx = arg ? arg + pl * g.oh * g.ow : NULL;
+      for (int oh = 0; oh < g.oh; oh++)
+        for (int ow = 0; ow < g.ow; ow++)
+          {
+            int h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
+            int h1 = MIN (h0 + g.kh, g.h), w1 = MIN (w0 + g.kw, g.w);
+            h0 = MAX (h0, 0), w0 = MAX (w0, 0);
+            float best = -INFINITY;
+            gint32 bi = -1;
+            for (int i = h0; i < h1; i++)
+              for (int j = w0; j < w1; j++)
+                if (x[i * g.w + j] > best || bi < 0)
+                  {
+                    best = x[i * g.w + j];
+                    bi = i * g.w + j;
+                  }
+            y[oh * g.ow + ow] = bi < 0 ? 0.0f : best;
+            if (idx)
+              idx[oh * g.ow + ow] = bi;
+          }
+    }
+  return TRUE;
+}
+
+static gboolean
+maxpool_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  if (a->d_in[0] == NULL)
+    return TRUE;
+  PoolGeom g = pool_geom (a);
+  gsize planes = (gsize) a->batch * a->in_shape[0].c;
+  const gint32 *arg = (const gint32 *) a->saved;
+  for (gsize pl = 0; pl < planes; pl++)
+    {
+      float *dx = a->d_in[0] + pl * g.h * g.w;
+      const float *dy = a->d_out + pl * g.oh * g.ow;
+      const gint32 *idx = arg + pl * g.oh * g.ow;
+      for (int i = 0; i < g.oh * g.ow; i++)
+        if (idx[i] >= 0)
+          dx[idx[i]] += dy[i];
+    }
+  return TRUE;
+}
+
+/* Average pooling divides by the window clipped to the padded input, as Caffe and PyTorch do. */
+static gboolean
+avgpool_run (const CsKernelArgs *a, gboolean backward)
+{
+  PoolGeom g = pool_geom (a);
+  gsize planes = (gsize) a->batch * a->in_shape[0].c;
+  for (gsize pl = 0; pl < planes; pl++)
+    {
+      const float *x = a->in[0] + pl * g.h * g.w;
+      float *dx = backward ? a->d_in[0] + pl * g.h * g.w : NULL;
+      for (int oh = 0; oh < g.oh; oh++)
+        for (int ow = 0; ow < g.ow; ow++)
+          {
+            int h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
+            int h1 = MIN (h0 + g.kh, g.h + g.ph), w1 = MIN (w0 + g.kw, g.w + g.pw);
+            float count = (float) ((h1 - h0) * (w1 - w0));
+            h0 = MAX (h0, 0), w0 = MAX (w0, 0);
+            h1 = MIN (h1, g.h), w1 = MIN (w1, g.w);
+            gsize o = pl * g.oh * g.ow + oh * g.ow + ow;
+            if (backward)
+              {
+                float d = a->d_out[o] / count;
+                for (int i = h0; i < h1; i++)
+                  for (int j = w0; j < w1; j++)
+                    dx[i * g.w + j] += d;
+              }
+            else
+              {
+                float s = 0;
+                for (int i = h0; i < h1; i++)
+                  for (int j = w0; j < w1; j++)
+                    s += x[i * g.w + j];
+                a->out[o] = s / count;
+              }
+          }
+    }
+  return TRUE;
+}
+
+static gboolean
+avgpool_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  return avgpool_run (a, FALSE);
+}
+
+static gboolean
+avgpool_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  return a->d_in[0] == NULL || avgpool_run (a, TRUE);
+}
+
+/* ---- local response normalisation (across channels, as AlexNet and Caffe) ---------------- */
+
+/* scale[c] = k + alpha/size * sum of x^2 over the `size` channels centred on c */
+static void
+lrn_scale (const CsKernelArgs *a, const float *x, float *scale)
+{
+  const CsLayerParams *p = &a->node->p;
+  int C = (int) a->in_shape[0].c, half = (int) p->size / 2;
+  gsize hw = (gsize) a->in_shape[0].h * a->in_shape[0].w;
+  float coef = (float) (p->alpha / p->size);
+  for (gsize i = 0; i < hw; i++)
+    for (int c = 0; c < C; c++)
+      {
+        float s = 0;
+        for (int j = MAX (0, c - half); j <= MIN (C - 1, c + half); j++)
+          s += x[j * hw + i] * x[j * hw + i];
+        scale[c * hw + i] = (float) p->k + coef * s;
+      }
+}
+
+static gboolean
+lrn_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  gsize v = vol (&a->in_shape[0]);
+  float beta = (float) a->node->p.beta;
+  for (guint b = 0; b < a->batch; b++)
+    {
+      const float *x = a->in[0] + b * v;
+      lrn_scale (a, x, a->work);
+      for (gsize i = 0; i < v; i++)
+        a->out[b * v + i] = x[i] * powf (a->work[i], -beta);
+    }
+  return TRUE;
+}
+
+static gboolean
+lrn_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  if (a->d_in[0] == NULL)
+    return TRUE;
+  const CsLayerParams *p = &a->node->p;
+  gsize v = vol (&a->in_shape[0]), hw = (gsize) a->in_shape[0].h * a->in_shape[0].w;
+  int C = (int) a->in_shape[0].c, half = (int) p->size / 2;
+  float beta = (float) p->beta, coef = (float) (2.0 * p->alpha * p->beta / p->size);
+  float *scale = a->work, *ratio = a->work + v;
+  for (guint b = 0; b < a->batch; b++)
+    {
+      const float *x = a->in[0] + b * v, *y = a->out + b * v, *dy = a->d_out + b * v;
+      float *dx = a->d_in[0] + b * v;
+      lrn_scale (a, x, scale);
+      for (gsize i = 0; i < v; i++)
+        ratio[i] = dy[i] * y[i] / scale[i];
+      for (gsize i = 0; i < hw; i++)
+        for (int c = 0; c < C; c++)
+          {
+            float s = 0;
+            for (int j = MAX (0, c - half); j <= MIN (C - 1, c + half); j++)
+              s += ratio[j * hw + i];
+            gsize o = c * hw + i;
+            dx[o] += dy[o] * powf (scale[o], -beta) - coef * x[o] * s;
+          }
+    }
+  return TRUE;
+}
+
+/* ---- batch normalisation ------------------------------------------------------------------ */
+
+static gboolean
+bn_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  const CsLayerParams *p = &a->node->p;
+  int C = (int) a->in_shape[0].c;
+  gsize hw = (gsize) a->in_shape[0].h * a->in_shape[0].w, v = C * hw;
+  double m = (double) a->batch * hw;
+  for (int c = 0; c < C; c++)
+    {
+      float gamma = a->w ? a->w[c] : 1.0f, beta = a->b ? a->b[c] : 0.0f;
+      float mean, invstd;
+      if (a->training)
+        {
+          double s = 0, ss = 0;
+          for (guint b = 0; b < a->batch; b++)
+            {
+              const float *x = a->in[0] + b * v + c * hw;
+              for (gsize i = 0; i < hw; i++)
+                s += x[i];
+            }
+          double mu = s / m;
+          for (guint b = 0; b < a->batch; b++)
+            {
+              const float *x = a->in[0] + b * v + c * hw;
+              for (gsize i = 0; i < hw; i++)
+                ss += (x[i] - mu) * (x[i] - mu);
+            }
+          double var = ss / m;
+          mean = (float) mu;
+          invstd = (float) (1.0 / sqrt (var + p->eps));
+          a->saved[c] = mean;
+          a->saved[C + c] = invstd;
+          double unbiased = m > 1 ? var * m / (m - 1) : var;
+          a->run_mean[c] = (float) ((1 - p->momentum) * a->run_mean[c] + p->momentum * mu);
+          a->run_var[c] = (float) ((1 - p->momentum) * a->run_var[c] + p->momentum * unbiased);
+        }
+      else
+        {
+          mean = a->run_mean[c];
+          invstd = (float) (1.0 / sqrt (a->run_var[c] + p->eps));
+        }
+      float scale = gamma * invstd, shift = beta - mean * scale;
+      for (guint b = 0; b < a->batch; b++)
+        {
+          const float *x = a->in[0] + b * v + c * hw;
+          float *y = a->out + b * v + c * hw;
+          for (gsize i = 0; i < hw; i++)
+            y[i] = x[i] * scale + shift;
+        }
+    }
+  return TRUE;
+}
+
+static gboolean
+bn_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  if (!a->training)
+    {
+      g_set_error (error, CS_ERROR, CS_ERROR_UNSUPPORTED,
+                   "batch norm backward runs in training mode only");
+      return FALSE;
+    }
+  int C = (int) a->in_shape[0].c;
+  gsize hw = (gsize) a->in_shape[0].h * a->in_shape[0].w, v = C * hw;
+  double m = (double) a->batch * hw;
+  for (int c = 0; c < C; c++)
+    {
+      float mean = a->saved[c], invstd = a->saved[C + c], gamma = a->w ? a->w[c] : 1.0f;
+      double sdy = 0, sdyx = 0;
+      for (guint b = 0; b < a->batch; b++)
+        {
+          const float *x = a->in[0] + b * v + c * hw, *dy = a->d_out + b * v + c * hw;
+          for (gsize i = 0; i < hw; i++)
+            {
+              sdy += dy[i];
+              sdyx += dy[i] * (x[i] - mean) * invstd;
+            }
+        }
+      if (a->dw)
+        a->dw[c] += (float) sdyx;
+      if (a->db)
+        a->db[c] += (float) sdy;
+      if (a->d_in[0] == NULL)
+        continue;
+      float k = (float) (gamma * invstd / m);
+      for (guint b = 0; b < a->batch; b++)
+        {
+          const float *x = a->in[0] + b * v + c * hw, *dy = a->d_out + b * v + c * hw;
+          float *dx = a->d_in[0] + b * v + c * hw;
+          for (gsize i = 0; i < hw; i++)
+            dx[i] += k * (float) (m * dy[i] - sdy - (x[i] - mean) * invstd * sdyx);
+        }
+    }
+  return TRUE;
+}
+
+/* ---- pointwise ---------------------------------------------------------------------------- */
+
+static gsize
+out_numel (const CsKernelArgs *a)
+{
+  return vol (&a->node->shape) * a->batch;
+}
+
+static gboolean
+relu_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  const float *x = a->in[0];
+  float slope = a->node->op == CS_OP_LEAKYRELU ? (float) a->node->p.p : 0.0f;
+  gsize n = out_numel (a);
+  for (gsize i = 0; i < n; i++)
+    a->out[i] = x[i] > 0 ? x[i] : slope * x[i];
+  return TRUE;
+}
+
+/* Reads the output, so it works in place: y > 0 exactly where x > 0 for a slope >= 0. */
+static gboolean
+relu_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  if (a->d_in[0] == NULL)
+    return TRUE;
+  float slope = a->node->op == CS_OP_LEAKYRELU ? (float) a->node->p.p : 0.0f;
+  gsize n = out_numel (a);
+  for (gsize i = 0; i < n; i++)
+    a->d_in[0][i] += a->out[i] > 0 ? a->d_out[i] : slope * a->d_out[i];
+  return TRUE;
+}
+
+static gboolean
+sigmoid_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  gsize n = out_numel (a);
+  for (gsize i = 0; i < n; i++)
+    a->out[i] = 1.0f / (1.0f + expf (-a->in[0][i]));
+  return TRUE;
+}
+
+static gboolean
+sigmoid_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  gsize n = out_numel (a);
+  for (gsize i = 0; a->d_in[0] && i < n; i++)
+    a->d_in[0][i] += a->d_out[i] * a->out[i] * (1.0f - a->out[i]);
+  return TRUE;
+}
+
+static gboolean
+tanh_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  gsize n = out_numel (a);
+  for (gsize i = 0; i < n; i++)
+    a->out[i] = tanhf (a->in[0][i]);
+  return TRUE;
+}
+
+static gboolean
+tanh_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  gsize n = out_numel (a);
+  for (gsize i = 0; a->d_in[0] && i < n; i++)
+    a->d_in[0][i] += a->d_out[i] * (1.0f - a->out[i] * a->out[i]);
+  return TRUE;
+}
+
+static gboolean
+copy_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  if (a->out != a->in[0])
+    memcpy (a->out, a->in[0], out_numel (a) * sizeof (float));
+  return TRUE;
+}
+
+static gboolean
+copy_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  if (a->d_in[0])
+    add_into (a->d_in[0], a->d_out, out_numel (a), 1.0f);
+  return TRUE;
+}
+
+/* Inverted dropout: kept values are scaled by 1/(1-p) in training, so inference is a copy. The
+ * mask is drawn again from the seed in backward rather than stored. */
+static gboolean
+dropout_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  float p = (float) a->node->p.p;
+  if (!a->training || p == 0)
+    return copy_forward (be, a, error);
+  gsize n = out_numel (a);
+  float keep = 1.0f / (1.0f - p);
+  for (gsize i = 0; i < n; i++)
+    a->out[i] = cs_uniform (a->seed, i) >= p ? a->in[0][i] * keep : 0.0f;
+  return TRUE;
+}
+
+static gboolean
+dropout_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  float p = (float) a->node->p.p;
+  if (a->d_in[0] == NULL)
+    return TRUE;
+  if (p == 0)
+    return copy_backward (be, a, error);
+  gsize n = out_numel (a);
+  float keep = 1.0f / (1.0f - p);
+  for (gsize i = 0; i < n; i++)
+    if (cs_uniform (a->seed, i) >= p)
+      a->d_in[0][i] += a->d_out[i] * keep;
+  return TRUE;
+}
+
+/* Stochastic depth: in training the whole branch is kept (scaled by 1/p) or dropped for the
+ * batch; at inference it is the identity. */
+static gboolean
+droppath_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  float p = (float) a->node->p.p;
+  if (!a->training || p >= 1)
+    return copy_forward (be, a, error);
+  gsize n = out_numel (a);
+  float s = cs_uniform (a->seed, 0) < p ? 1.0f / p : 0.0f;
+  for (gsize i = 0; i < n; i++)
+    a->out[i] = a->in[0][i] * s;
+  return TRUE;
+}
+
+static gboolean
+droppath_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  float p = (float) a->node->p.p;
+  if (a->d_in[0] == NULL)
+    return TRUE;
+  float s = (p >= 1) ? 1.0f : cs_uniform (a->seed, 0) < p ? 1.0f / p : 0.0f;
+  if (s != 0)
+    add_into (a->d_in[0], a->d_out, out_numel (a), s);
+  return TRUE;
+}
+
+/* Softmax over the channels at each position (over the classes of an fc output). */
+static gboolean
+softmax_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  int C = (int) a->node->shape.c;
+  gsize hw = (gsize) a->node->shape.h * a->node->shape.w;
+  for (guint b = 0; b < a->batch; b++)
+    for (gsize i = 0; i < hw; i++)
+      {
+        const float *x = a->in[0] + b * C * hw + i;
+        float *y = a->out + b * C * hw + i;
+        float mx = -INFINITY, s = 0;
+        for (int c = 0; c < C; c++)
+          mx = MAX (mx, x[c * hw]);
+        for (int c = 0; c < C; c++)
+          {
+            y[c * hw] = expf (x[c * hw] - mx);
+            s += y[c * hw];
+          }
+        for (int c = 0; c < C; c++)
+          y[c * hw] /= s;
+      }
+  return TRUE;
+}
+
+static gboolean
+softmax_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  if (a->d_in[0] == NULL)
+    return TRUE;
+  int C = (int) a->node->shape.c;
+  gsize hw = (gsize) a->node->shape.h * a->node->shape.w;
+  for (guint b = 0; b < a->batch; b++)
+    for (gsize i = 0; i < hw; i++)
+      {
+        const float *y = a->out + b * C * hw + i, *dy = a->d_out + b * C * hw + i;
+        float *dx = a->d_in[0] + b * C * hw + i;
+        float dot = 0;
+        for (int c = 0; c < C; c++)
+          dot += y[c * hw] * dy[c * hw];
+        for (int c = 0; c < C; c++)
+          dx[c * hw] += y[c * hw] * (dy[c * hw] - dot);
+      }
+  return TRUE;
+}
+
+/* ---- joins -------------------------------------------------------------------------------- */
+
+static gboolean
+concat_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  gsize ov = vol (&a->node->shape);
+  for (guint b = 0; b < a->batch; b++)
+    {
+      float *y = a->out + b * ov;
+      for (guint i = 0; i < a->n_in; i++)
+        {
+          gsize iv = vol (&a->in_shape[i]);
+          memcpy (y, a->in[i] + b * iv, iv * sizeof (float));
+          y += iv;
+        }
+    }
+  return TRUE;
+}
+
+static gboolean
+concat_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  gsize ov = vol (&a->node->shape);
+  for (guint b = 0; b < a->batch; b++)
+    {
+      const float *dy = a->d_out + b * ov;
+      for (guint i = 0; i < a->n_in; i++)
+        {
+          gsize iv = vol (&a->in_shape[i]);
+          if (a->d_in[i])
+            add_into (a->d_in[i] + b * iv, dy, iv, 1.0f);
+          dy += iv;
+        }
+    }
+  return TRUE;
+}
+
+/* Which inputs of a mean join take part: all, or in training with local drop-path each with
+ * probability 1-p, and at least one (drawn from the seed when all would be dropped). */
+static guint
+mean_kept (const CsKernelArgs *a, gboolean *kept)
+{
+  float p = a->node->op == CS_OP_MEAN ? (float) a->node->p.p : 0.0f;
+  guint k = 0;
+  for (guint i = 0; i < a->n_in; i++)
+    k += kept[i] = !a->training || p == 0 || cs_uniform (a->seed, i) >= p;
+  if (k == 0)
+    {
+      kept[cs_mix64 (a->seed) % a->n_in] = TRUE;
+      k = 1;
+    }
+  return k;
+}
+
+static gboolean
+sum_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  gboolean kept[a->n_in];
+  guint k = mean_kept (a, kept);
+  float scale = a->node->op == CS_OP_MEAN ? 1.0f / k : 1.0f;
+  gsize n = out_numel (a);
+  gboolean first = TRUE;
+  for (guint i = 0; i < a->n_in; i++)
+    {
+      if (!kept[i])
+        continue;
+      const float *x = a->in[i];
+      if (first)
+        for (gsize j = 0; j < n; j++)
+          a->out[j] = scale * x[j];
+      else
+        add_into (a->out, x, n, scale);
+      first = FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+sum_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  gboolean kept[a->n_in];
+  guint k = mean_kept (a, kept);
+  float scale = a->node->op == CS_OP_MEAN ? 1.0f / k : 1.0f;
+  for (guint i = 0; i < a->n_in; i++)
+    if (kept[i] && a->d_in[i])
+      add_into (a->d_in[i], a->d_out, out_numel (a), scale);
+  return TRUE;
+}
+
+/* ---- loss and update ---------------------------------------------------------------------- */
+
+static gboolean
+cpu_cross_entropy (CsBackend *be, const float *logits, const guint *labels, guint n,
+                   guint classes, float scale, float *d, double *loss, guint *top1,
+                   guint *top5, GError **error)
+{
+  double total = 0;
+  for (guint i = 0; i < n; i++)
+    {
+      const float *z = logits + (gsize) i * classes;
+      float *g = d + (gsize) i * classes;
+      float mx = -INFINITY;
+      for (guint c = 0; c < classes; c++)
+        mx = MAX (mx, z[c]);
+      double s = 0;
+      for (guint c = 0; c < classes; c++)
+        s += exp ((double) z[c] - mx);
+      double lse = mx + log (s);
+      total += lse - z[labels[i]];
+      guint above = 0;
+      for (guint c = 0; c < classes; c++)
+        {
+          above += z[c] > z[labels[i]];
+          g[c] = (float) (scale * (exp ((double) z[c] - lse) - (c == labels[i])) / n);
+        }
+      *top1 += above == 0;
+      *top5 += above < 5;
+    }
+  *loss += scale * total / n;
+  return TRUE;
+}
+
+static gboolean
+cpu_sgd (CsBackend *be, float *w, const float *g, float *m, gsize n, float lr, float momentum,
+         float decay, GError **error)
+{
+  for (gsize i = 0; i < n; i++)
+    {
+      m[i] = momentum * m[i] + g[i] + decay * w[i];
+      w[i] -= lr * m[i];
+    }
+  return TRUE;
+}
+
+static gsize
+cpu_saved_size (CsBackend *be, const CsNode *n, const CsShape *in, guint batch)
+{
+  if (n->op == CS_OP_MAXPOOL)
+    return (gsize) n->shape.c * n->shape.h * n->shape.w * batch;
+  if (n->op == CS_OP_BN)
+    return 2 * (gsize) in[0].c;
+  return 0;
+}
+
+static gsize
+cpu_workspace_size (CsBackend *be, const CsNode *n, const CsShape *in, guint batch)
+{
+  if (n->op == CS_OP_CONV)
+    {
+      gsize k = (gsize) (in[0].c / n->p.groups) * n->p.kh * n->p.kw;
+      return k * n->shape.h * n->shape.w;
+    }
+  if (n->op == CS_OP_LRN)
+    return 2 * vol (&in[0]);
+  return 0;
+}
+
+static void
+cpu_destroy (CsBackend *be)
+{
+  g_free (be->description);
+  g_free (be);
+}
+
+CsBackend *
+cs_cpu_backend_new (void)
+{
+  CsBackend *be = g_new0 (CsBackend, 1);
+  be->name = "cpu";
+  be->description = g_strdup_printf ("CPU, %d OpenBLAS threads (%s)", openblas_get_num_threads (),
+                                     openblas_get_config ());
+  be->alloc = cpu_alloc;
+  be->release = cpu_release;
+  be->upload = cpu_copy;
+  be->download = cpu_copy;
+  be->zero = cpu_zero;
+  be->saved_size = cpu_saved_size;
+  be->workspace_size = cpu_workspace_size;
+  be->cross_entropy = cpu_cross_entropy;
+  be->sgd = cpu_sgd;
+  be->destroy = cpu_destroy;
+#define KERNELS(op, f, b) be->forward[op] = f, be->backward[op] = b
+  KERNELS (CS_OP_CONV, conv_forward, conv_backward);
+  KERNELS (CS_OP_FC, fc_forward, fc_backward);
+  KERNELS (CS_OP_MAXPOOL, maxpool_forward, maxpool_backward);
+  KERNELS (CS_OP_AVGPOOL, avgpool_forward, avgpool_backward);
+  KERNELS (CS_OP_LRN, lrn_forward, lrn_backward);
+  KERNELS (CS_OP_BN, bn_forward, bn_backward);
+  KERNELS (CS_OP_RELU, relu_forward, relu_backward);
+  KERNELS (CS_OP_LEAKYRELU, relu_forward, relu_backward);
+  KERNELS (CS_OP_SIGMOID, sigmoid_forward, sigmoid_backward);
+  KERNELS (CS_OP_TANH, tanh_forward, tanh_backward);
+  KERNELS (CS_OP_DROPOUT, dropout_forward, dropout_backward);
+  KERNELS (CS_OP_DROPPATH, droppath_forward, droppath_backward);
+  KERNELS (CS_OP_IDENTITY, copy_forward, copy_backward);
+  KERNELS (CS_OP_FLATTEN, copy_forward, copy_backward);
+  KERNELS (CS_OP_SOFTMAX, softmax_forward, softmax_backward);
+  KERNELS (CS_OP_CONCAT, concat_forward, concat_backward);
+  KERNELS (CS_OP_ADD, sum_forward, sum_backward);
+  KERNELS (CS_OP_MEAN, sum_forward, sum_backward);
+#undef KERNELS
+  return be;
+}

@@ -1,0 +1,69 @@
+/* The backend interface: memory, per-kind forward and backward kernels, loss and SGD. The CPU
+ * backend (core/cpu) and the CUDA backend (gpu/) implement it; the executor drives it. */
+#pragma once
+
+#include "cs-graph.h"
+
+G_BEGIN_DECLS
+
+typedef struct _CsBackend CsBackend;
+
+/* What a kernel sees of one node for one batch. Pointers are the backend's memory. */
+typedef struct {
+  const CsNode *node;
+  guint batch;                  /* images in this call */
+  gboolean training;
+  guint n_in;
+  const CsShape *in_shape;      /* per image */
+  float *const *in;             /* activations of the inputs; in[0] == out when run in place */
+  float *out;
+  float *const *d_in;           /* input gradients, added to; an entry is NULL when not needed */
+  const float *d_out;
+  float *w, *b, *dw, *db;       /* conv, fc and batch norm parameters and their gradients */
+  float *run_mean, *run_var;    /* batch norm buffers */
+  float *saved;                 /* this node's scratch, kept from forward to backward */
+  float *work;                  /* workspace shared by all nodes */
+  gsize work_len;
+  guint64 seed;                 /* dropout and drop-path draw from it, forward and backward alike */
+} CsKernelArgs;
+
+typedef gboolean (*CsKernelFunc) (CsBackend *be, const CsKernelArgs *a, GError **error);
+
+struct _CsBackend {
+  const char *name;             /* "cpu", "cuda" */
+  char *description;            /* for people: the device, the library versions */
+  float   *(*alloc)     (CsBackend *be, gsize n, GError **error);   /* n floats, zeroed */
+  void     (*release)   (CsBackend *be, float *p);
+  gboolean (*upload)    (CsBackend *be, float *dst, const float *src, gsize n, GError **error);
+  gboolean (*download)  (CsBackend *be, float *dst, const float *src, gsize n, GError **error);
+  gboolean (*zero)      (CsBackend *be, float *p, gsize n, GError **error);
+  /* Floats of scratch a node keeps from forward to backward, and of shared workspace. */
+  gsize    (*saved_size)     (CsBackend *be, const CsNode *n, const CsShape *in, guint batch);
+  gsize    (*workspace_size) (CsBackend *be, const CsNode *n, const CsShape *in, guint batch);
+  CsKernelFunc forward[CS_OP_COUNT];
+  CsKernelFunc backward[CS_OP_COUNT];
+  /* Softmax cross-entropy over the rows of LOGITS (n x classes): adds SCALE * the mean loss to
+   * *LOSS, writes SCALE * its gradient to D_LOGITS, and counts top-1 and top-5 hits. */
+  gboolean (*cross_entropy) (CsBackend *be, const float *logits, const guint *labels, guint n,
+                             guint classes, float scale, float *d_logits, double *loss,
+                             guint *top1, guint *top5, GError **error);
+  /* w -= lr * (m = momentum * m + g + decay * w), over n values. */
+  gboolean (*sgd) (CsBackend *be, float *w, const float *g, float *m, gsize n, float lr,
+                   float momentum, float decay, GError **error);
+  gboolean (*synchronize) (CsBackend *be, GError **error);
+  void     (*destroy)     (CsBackend *be);
+};
+
+static inline gboolean
+cs_backend_supports (const CsBackend *be, CsOp op)
+{
+  return be->forward[op] != NULL && be->backward[op] != NULL;
+}
+
+void cs_backend_free (CsBackend *be);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CsBackend, cs_backend_free)
+
+/* The CPU backend: float32 NCHW, OpenBLAS for matrix products. */
+CsBackend *cs_cpu_backend_new (void);
+
+G_END_DECLS

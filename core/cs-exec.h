@@ -1,0 +1,62 @@
+/* The executor: runs a graph on a backend for a batch, inference or training, with one memory
+ * plan made up front. */
+#pragma once
+
+#include "cs-backend.h"
+#include "cs-net.h"
+
+G_BEGIN_DECLS
+
+typedef struct _CsExec CsExec;
+
+typedef struct {
+  double loss;                  /* the main loss plus the weighted auxiliary losses */
+  guint top1, top5;             /* hits of the main output */
+} CsStepResult;
+
+typedef struct {
+  guint64 planned_bytes;        /* activations, gradients, scratch and workspace as planned */
+  guint64 naive_bytes;          /* every node's output (and gradient) in its own buffer */
+  guint64 activation_bytes, gradient_bytes, saved_bytes, workspace_bytes, param_bytes;
+  guint n_inplace;              /* nodes run in place */
+} CsExecPlan;
+
+/* Plans and allocates everything for batches of up to BATCH images. In training mode the
+ * auxiliary branches run and everything backward needs is kept. Fails with
+ * CS_ERROR_UNSUPPORTED when the backend lacks a kind, CS_ERROR_OUT_OF_MEMORY when memory runs
+ * out (saying how much was asked). */
+CsExec  *cs_exec_new   (CsNet *net, CsBackend *be, guint batch, gboolean training,
+                        guint64 seed, GError **error);
+void     cs_exec_free  (CsExec *x);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CsExec, cs_exec_free)
+
+const CsExecPlan *cs_exec_plan (const CsExec *x);
+
+/* INPUT: N images, float32 NCHW on the host. */
+gboolean cs_exec_forward    (CsExec *x, const float *input, guint n, GError **error);
+/* The main output of the last forward (N x its volume), copied to the host. */
+gboolean cs_exec_get_output (CsExec *x, float *out, GError **error);
+/* One SGD step: forward, softmax cross-entropy (plus auxiliary losses), backward, update. */
+gboolean cs_exec_train_step (CsExec *x, const float *input, const guint *labels, guint n,
+                             float lr, float momentum, float decay, CsStepResult *res,
+                             GError **error);
+/* Forward in training mode and the loss, with the same random draws (dropout, drop-path) as the
+ * last training step: for finite-difference checks of the gradients it computed. */
+gboolean cs_exec_evaluate_loss (CsExec *x, const float *input, const guint *labels, guint n,
+                                CsStepResult *res, GError **error);
+/* Copies the backend's parameters and buffers back into the CsNet's tensors. */
+gboolean cs_exec_sync_to_net (CsExec *x, GError **error);
+/* Copies the CsNet's tensors to the backend (after loading weights). */
+gboolean cs_exec_sync_from_net (CsExec *x, GError **error);
+
+/* Per-node wall time of the last calls, in ms, summed since the last reset; NULL for a node that
+ * did not run. For the backward, only training steps count. */
+void     cs_exec_set_timing (CsExec *x, gboolean on);
+const double *cs_exec_forward_ms  (const CsExec *x);
+const double *cs_exec_backward_ms (const CsExec *x);
+
+/* The gradient of a node's output after the last training step, for tests; NULL if none. */
+gboolean cs_exec_get_gradient (CsExec *x, guint node, float *out, GError **error);
+gboolean cs_exec_get_param_gradient (CsExec *x, gint tensor, float *out, GError **error);
+
+G_END_DECLS
