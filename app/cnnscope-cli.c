@@ -236,7 +236,7 @@ cmd_infer (int argc, char **argv)
         images[i] = 2.0f * cs_uniform ((guint64) seed, i) - 1.0f;
     }
 
-  g_autoptr (CsExec) x = cs_exec_new (net, be, MIN ((guint64) batch, n), FALSE, seed, &error);
+  g_autoptr (CsExec) x = cs_exec_new (net, be, MIN ((guint64) batch, n), CS_EXEC_INFERENCE, seed, &error);
   if (x == NULL)
     return model_error (error);
   const CsNode *out = cs_graph_output (g);

@@ -1223,3 +1223,18 @@ cs_dataset_batch (const CsDataset *ds, const guint *indices, guint n, guint c, g
   g_free (ty);
   g_free (tx);
 }
+
+CsDataset *
+cs_dataset_from_images (char *const *paths, guint n, guint h, guint w, GError **error)
+{
+  g_autoptr (CsDataset) ds = cs_dataset_new ("images", 3, h, w, n, 1, error);
+  if (ds == NULL)
+    return NULL;
+  for (guint i = 0; i < n; i++)
+    {
+      if (!folder_image (paths[i], h, w, ds->pixels + (gsize) i * 3 * h * w, error))
+        return NULL;
+      ds->labels[i] = 0;
+    }
+  return g_steal_pointer (&ds);
+}

@@ -45,6 +45,10 @@ CsDataset *cs_dataset_shapes_checked (guint n, guint size, guint64 seed, GError 
 CsDataset *cs_dataset_new (const char *name, guint c, guint h, guint w, guint n,
                            guint n_classes, GError **error);
 
+/* N image files (PNG, JPEG...) resized to H x W, as one unlabelled set: inference input. */
+CsDataset *cs_dataset_from_images (char *const *paths, guint n, guint h, guint w,
+                                   GError **error);
+
 void cs_dataset_free (CsDataset *ds);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CsDataset, cs_dataset_free)
 

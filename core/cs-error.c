@@ -10,7 +10,7 @@ cs_source_snippet (const char *text, gsize len, guint line, guint col)
     return g_strdup ("");
 
   const char *p = text, *end = text + len;
-  for (guint l = 1; l < line && p < end; l++)
+  for (guint l = 1; l < line; l++)
     {
       const char *nl = memchr (p, '\n', end - p);
       if (nl == NULL)
@@ -22,20 +22,20 @@ cs_source_snippet (const char *text, gsize len, guint line, guint col)
   if (n > 0 && p[n - 1] == '\r')
     n--;
 
-  GString *s = g_string_new ("  ");
-  /* Tabs are kept so the caret below lines up with the same tabs. */
+  /* Messages are UTF-8 whatever the file holds: NUL bytes show as spaces and invalid bytes
+   * as U+FFFD. Tabs are kept so the caret lines up under the same tabs. */
+  g_autofree char *raw = g_strndup (p, n);
   for (gsize i = 0; i < n; i++)
-    g_string_append_c (s, (p[i] == '\0') ? ' ' : p[i]);
+    if (raw[i] == '\0')
+      raw[i] = ' ';
+  g_autofree char *valid = g_utf8_make_valid (raw, n);
+  GString *s = g_string_new ("  ");
+  g_string_append (s, valid);
   g_string_append (s, "\n  ");
-  /* Columns count characters, so UTF-8 continuation bytes take no room. */
+  /* Columns count characters. */
   guint c = 1;
-  for (gsize i = 0; i < n && c < col; i++)
-    {
-      if (((guchar) p[i] & 0xC0) == 0x80)
-        continue;
-      g_string_append_c (s, p[i] == '\t' ? '\t' : ' ');
-      c++;
-    }
+  for (const char *q = valid; *q && c < col; q = g_utf8_next_char (q), c++)
+    g_string_append_c (s, *q == '\t' ? '\t' : ' ');
   g_string_append_c (s, '^');
   return g_string_free (s, FALSE);
 }

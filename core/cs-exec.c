@@ -11,7 +11,7 @@ struct _CsExec {
   CsGraph *g;
   CsBackend *be;
   guint batch, n;               /* planned batch; images in the last call */
-  gboolean training;
+  gboolean training, keep_gradients;
   guint64 seed, step;
 
   guint n_order;
@@ -234,8 +234,8 @@ plan_memory (CsExec *x, GError **error)
                                      && cs_graph_node (g, x->heads[h])->inputs[0] == v))
               last = S;
           /* Backward step of place k is 2S - k; the loss is step S. */
-          gv[n_gv++] = (Interval) { align_up (numel (n, x->batch)), 2 * S - last, 2 * S - k, 0,
-                                    v };
+          gv[n_gv++] = (Interval) { align_up (numel (n, x->batch)), 2 * S - last,
+                                    x->keep_gradients ? 2 * S : 2 * S - k, 0, v };
           naive += numel (n, x->batch);
         }
       grad_len = plan_intervals (gv, n_gv);
@@ -293,7 +293,7 @@ input_shapes (CsExec *x, const CsNode *n)
 }
 
 CsExec *
-cs_exec_new (CsNet *net, CsBackend *be, guint batch, gboolean training, guint64 seed,
+cs_exec_new (CsNet *net, CsBackend *be, guint batch, CsExecFlags flags, guint64 seed,
              GError **error)
 {
   g_return_val_if_fail (batch > 0, NULL);
@@ -304,7 +304,8 @@ cs_exec_new (CsNet *net, CsBackend *be, guint batch, gboolean training, guint64 
   x->g = g;
   x->be = be;
   x->batch = batch;
-  x->training = training;
+  x->training = (flags & CS_EXEC_TRAINING) != 0;
+  x->keep_gradients = x->training && (flags & CS_EXEC_KEEP_GRADIENTS);
   x->seed = seed;
   x->order = g_new (guint, nn);
   x->pos = g_new (gint, nn);
@@ -339,7 +340,7 @@ cs_exec_new (CsNet *net, CsBackend *be, guint batch, gboolean training, guint64 
       x->max_inputs = MAX (x->max_inputs, n->n_inputs);
     }
   x->heads[x->n_heads++] = cs_graph_output (g)->id;
-  if (training)
+  if (x->training)
     for (guint i = 0; i < nn; i++)
       if (cs_graph_node (g, i)->flags & CS_NODE_AUX_OUTPUT)
         x->heads[x->n_heads++] = i;

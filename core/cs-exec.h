@@ -25,7 +25,13 @@ typedef struct {
  * auxiliary branches run and everything backward needs is kept. Fails with
  * CS_ERROR_UNSUPPORTED when the backend lacks a kind, CS_ERROR_OUT_OF_MEMORY when memory runs
  * out (saying how much was asked). */
-CsExec  *cs_exec_new   (CsNet *net, CsBackend *be, guint batch, gboolean training,
+typedef enum {
+  CS_EXEC_INFERENCE      = 0,
+  CS_EXEC_TRAINING       = 1 << 0,
+  CS_EXEC_KEEP_GRADIENTS = 1 << 1,  /* keep every node's output gradient to the step's end */
+} CsExecFlags;
+
+CsExec  *cs_exec_new   (CsNet *net, CsBackend *be, guint batch, CsExecFlags flags,
                         guint64 seed, GError **error);
 void     cs_exec_free  (CsExec *x);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CsExec, cs_exec_free)
@@ -41,7 +47,8 @@ gboolean cs_exec_train_step (CsExec *x, const float *input, const guint *labels,
                              float lr, float momentum, float decay, CsStepResult *res,
                              GError **error);
 /* Forward in training mode and the loss, with the same random draws (dropout, drop-path) as the
- * last training step: for finite-difference checks of the gradients it computed. */
+ * last training step: for finite-difference checks of the gradients it computed. Like every
+ * training forward, it moves the batch-norm running statistics. */
 gboolean cs_exec_evaluate_loss (CsExec *x, const float *input, const guint *labels, guint n,
                                 CsStepResult *res, GError **error);
 /* Copies the backend's parameters and buffers back into the CsNet's tensors. */
@@ -55,7 +62,8 @@ void     cs_exec_set_timing (CsExec *x, gboolean on);
 const double *cs_exec_forward_ms  (const CsExec *x);
 const double *cs_exec_backward_ms (const CsExec *x);
 
-/* The gradient of a node's output after the last training step, for tests; NULL if none. */
+/* The gradient of a node's output after the last training step; the executor must have been
+ * made with CS_EXEC_KEEP_GRADIENTS, since gradient buffers are otherwise reused. */
 gboolean cs_exec_get_gradient (CsExec *x, guint node, float *out, GError **error);
 gboolean cs_exec_get_param_gradient (CsExec *x, gint tensor, float *out, GError **error);
 

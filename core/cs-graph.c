@@ -3,6 +3,7 @@
 #include "cs-error.h"
 
 #define MAX_NODES 200000
+#define MAX_EDGES 2000000
 
 CsGraph *
 cs_graph_new (const char *file)
@@ -124,6 +125,12 @@ cs_graph_add_node (CsGraph *g, CsOp op, const char *module, const char *name, gu
                           "the network has more than %d layers", MAX_NODES);
       return NULL;
     }
+  if (g->n_edges + n_inputs > MAX_EDGES)
+    {
+      cs_graph_pos_error (g, pos, error, CS_ERROR_LIMIT,
+                          "the layers have more than %d inputs in all", MAX_EDGES);
+      return NULL;
+    }
   CsNode *prev = g_hash_table_lookup (g->by_name, name);
   if (prev)
     {
@@ -139,6 +146,7 @@ cs_graph_add_node (CsGraph *g, CsOp op, const char *module, const char *name, gu
   n->module = g_strdup (module ? module : "");
   n->n_inputs = n_inputs;
   n->inputs = g_new0 (guint, MAX (n_inputs, 1));
+  g->n_edges += n_inputs;
   if (pos)
     n->pos = *pos;
   cs_layer_class (op)->init (&n->p);

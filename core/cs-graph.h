@@ -54,6 +54,7 @@ struct _CsGraph {
   GPtrArray *frames;        /* CsFrame*, owned */
   GHashTable *by_name;      /* name -> CsNode* */
   guint *n_consumers;       /* after finalize */
+  guint64 n_edges;          /* inputs of all nodes: bounded, like the nodes */
   gboolean finalized;
 };
 

@@ -189,7 +189,9 @@ shape_error (const CsNode *n, GError **error, const char *format, ...)
   return FALSE;
 }
 
-/* One spatial axis of a window: Caffe's ceil rule drops a last window starting in the padding. */
+/* One spatial axis of a window. With ceil rounding a last window that would start in the right
+ * padding, or past the input, is dropped: Caffe's rule (which it applies only with padding) made
+ * general, as PyTorch does; for a kernel at least as large as the stride both agree. */
 static gboolean
 window_axis (const CsNode *n, const char *axis, guint64 size, guint64 k, guint64 s, guint64 pad,
              guint64 d, gboolean ceil_mode, guint64 *out, GError **error)
@@ -212,7 +214,7 @@ window_axis (const CsNode *n, const char *axis, guint64 size, guint64 k, guint64
   if (ceil_mode && (padded - span) % s != 0)
     {
       o++;
-      if (pad > 0 && (o - 1) * s >= size + pad)
+      if ((o - 1) * s >= size + pad)
         o--;
     }
   *out = o;

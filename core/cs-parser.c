@@ -10,6 +10,7 @@
 #define MAX_DEPTH 64            /* braces, parentheses and block calls */
 #define MAX_STEPS 10000000      /* statements executed while expanding */
 #define MAX_REPEAT 1000000
+#define MAX_OPERATORS 1024
 
 /* ---------------------------------------------------------------------------------------- */
 /* Lexer                                                                                     */
@@ -63,7 +64,8 @@ typedef struct {
   GHashTable *blocks;           /* name -> BlockDef* */
   guint depth;
   CsGraph *g;
-  gboolean seen_layer;          /* metadata must come first */
+  gboolean in_expr;
+  guint ops_left;
 } Parser;
 
 static gboolean
@@ -117,7 +119,12 @@ token_text (Parser *ps, const Token *t)
   };
   if (t->type == T_EOF || t->type == T_NL)
     return names[t->type];
-  return g_string_chunk_insert_len (ps->strings, t->start, MIN (t->len, 40));
+  /* At most 40 bytes, cut at a character boundary, and valid UTF-8 whatever the input. */
+  gsize len = MIN (t->len, 40);
+  while (len < t->len && len > 0 && ((guchar) t->start[len] & 0xC0) == 0x80)
+    len--;
+  g_autofree char *valid = g_utf8_make_valid (t->start, len);
+  return g_string_chunk_insert (ps->strings, valid);
 }
 
 /* Reads digits (and one fraction and exponent when FLOAT_OK) at ps->p into *v. */
@@ -430,6 +437,16 @@ tree_new (Parser *ps, gsize size)
   return p;
 }
 
+/* A copy of N elements of SIZE bytes in the tree (never NULL, even for none). */
+static gpointer
+tree_dup (Parser *ps, gconstpointer src, gsize n, gsize size)
+{
+  gpointer p = tree_new (ps, MAX (n, 1) * size);
+  if (n)
+    memcpy (p, src, n * size);
+  return p;
+}
+
 static void
 block_def_free (gpointer p)
 {
@@ -530,6 +547,12 @@ parse_binary (Parser *ps, int level, GError **error)
           match = TRUE;
       if (!match)
         break;
+      if (ps->ops_left-- == 0)
+        {
+          syntax_error (ps, t->line, t->col, error, CS_ERROR_LIMIT,
+                        "an expression has more than %d operators", MAX_OPERATORS);
+          return NULL;
+        }
       Expr *e = tree_new (ps, sizeof (Expr));
       e->kind = E_BIN;
       e->op = t->op;
@@ -547,10 +570,18 @@ parse_binary (Parser *ps, int level, GError **error)
   return lhs;
 }
 
+/* A whole expression may hold at most MAX_OPERATORS operators, which bounds the recursion of
+ * evaluating it; parenthesised parts share their expression's budget. */
 static Expr *
 parse_expr (Parser *ps, GError **error)
 {
-  return parse_binary (ps, 0, error);
+  if (ps->in_expr)
+    return parse_binary (ps, 0, error);
+  ps->in_expr = TRUE;
+  ps->ops_left = MAX_OPERATORS;
+  Expr *e = parse_binary (ps, 0, error);
+  ps->in_expr = FALSE;
+  return e;
 }
 
 static gboolean
@@ -608,8 +639,7 @@ parse_from (Parser *ps, Stmt *s, GError **error)
       consume (ps);
     }
   s->n_from = names->len;
-  s->from = tree_new (ps, names->len * sizeof (NameRef));
-  memcpy (s->from, names->data, names->len * sizeof (NameRef));
+  s->from = tree_dup (ps, names->data, names->len, sizeof (NameRef));
   g_array_free (names, TRUE);
   return TRUE;
 }
@@ -697,8 +727,7 @@ parse_layer (Parser *ps, Stmt *s, const CsLayerClass *klass, GError **error)
     }
 
   s->n_args = args->len;
-  s->args = tree_new (ps, MAX (args->len, 1) * sizeof (Arg));
-  memcpy (s->args, args->data, args->len * sizeof (Arg));
+  s->args = tree_dup (ps, args->data, args->len, sizeof (Arg));
 
   const Token *t = PEEK (ps);
   if (t == NULL)
@@ -762,8 +791,7 @@ parse_layer (Parser *ps, Stmt *s, const CsLayerClass *klass, GError **error)
         }
       ps->depth--;
       s->n_branches = branches->len;
-      s->branches = tree_new (ps, MAX (branches->len, 1) * sizeof (Body));
-      memcpy (s->branches, branches->data, branches->len * sizeof (Body));
+      s->branches = tree_dup (ps, branches->data, branches->len, sizeof (Body));
       g_array_free (branches, TRUE);
       if (s->n_branches < klass->min_inputs)
         {
@@ -811,8 +839,7 @@ parse_call (Parser *ps, Stmt *s, GError **error)
       }
   consume (ps);  /* ) */
   s->n_call_args = args->len;
-  s->call_args = tree_new (ps, MAX (args->len, 1) * sizeof (Expr *));
-  memcpy (s->call_args, args->pdata, args->len * sizeof (Expr *));
+  s->call_args = tree_dup (ps, args->pdata, args->len, sizeof (Expr *));
   if ((t = PEEK (ps)) == NULL)
     goto out;
   if (is_word (t, "from"))
@@ -1105,8 +1132,7 @@ parse_block_def (Parser *ps, gboolean top, GError **error)
   def->line = name.line;
   def->col = name.col;
   def->n_params = params->len;
-  def->params = tree_new (ps, MAX (params->len, 1) * sizeof (char *));
-  memcpy (def->params, params->pdata, params->len * sizeof (char *));
+  def->params = tree_dup (ps, params->pdata, params->len, sizeof (char *));
   /* Registered before its body is read, so that it may call itself. */
   g_hash_table_insert (ps->blocks, def->name, def);
   ok = parse_braced_body (ps, &def->body, error);
@@ -1333,8 +1359,7 @@ parse_body (Parser *ps, Body *body, gboolean top, GError **error)
         }
     }
   body->n = items->len;
-  body->items = tree_new (ps, MAX (items->len, 1) * sizeof (Stmt *));
-  memcpy (body->items, items->pdata, items->len * sizeof (Stmt *));
+  body->items = tree_dup (ps, items->pdata, items->len, sizeof (Stmt *));
   ok = TRUE;
 out:
   g_ptr_array_free (items, TRUE);
@@ -1365,7 +1390,7 @@ typedef struct {
   GHashTable *aliases;          /* module path -> node id of its output */
   GArray *refs;                 /* Ref */
   GArray *marks;                /* guint8 MARK_* per node */
-  guint64 steps;
+  guint64 steps, passes;
   guint depth;
   const CsFrame *frame;
   gboolean train_only;
@@ -1489,26 +1514,6 @@ eval (Exec *x, const Expr *e, Env *env, Value *out, GError **error)
 }
 
 static gboolean
-eval_int (Exec *x, const Expr *e, Env *env, double min, double max, const char *what,
-          guint64 *out, GError **error)
-{
-  Value v;
-  if (!eval (x, e, env, &v, error))
-    return FALSE;
-  if (v.n != 1 || v.v[0] != floor (v.v[0]) || v.v[0] < min || v.v[0] > max)
-    {
-      if (v.n != 1)
-        return exec_error (x, e->line, e->col, error, CS_ERROR_PARSE,
-                           "%s must be a number, not a size", what);
-      return exec_error (x, e->line, e->col, error, CS_ERROR_SHAPE,
-                         "%s must be a whole number from %.0f to %.0f, not %g", what, min, max,
-                         v.v[0]);
-    }
-  *out = (guint64) v.v[0];
-  return TRUE;
-}
-
-static gboolean
 set_param (Exec *x, CsNode *n, const CsParamSpec *spec, const Arg *a, Env *env, GError **error)
 {
   guint8 *base = (guint8 *) &n->p;
@@ -1535,7 +1540,7 @@ set_param (Exec *x, CsNode *n, const CsParamSpec *spec, const Arg *a, Env *env, 
       for (guint i = 0; i < 2; i++)
         if (v.v[i] != floor (v.v[i]) || v.v[i] < spec->min || v.v[i] > spec->max)
           return exec_error (x, a->line, a->col, error, CS_ERROR_SHAPE,
-                             "%s must be whole numbers from %.0f to %.0f, not %g", spec->name,
+                             "%s must be whole numbers from %.0f to %.0f, not %.15g", spec->name,
                              spec->min, spec->max, v.v[i]);
       guint32 *f = (guint32 *) (base + spec->offset);
       f[0] = v.v[0];
@@ -1556,7 +1561,7 @@ set_param (Exec *x, CsNode *n, const CsParamSpec *spec, const Arg *a, Env *env, 
     }
   if (v.v[0] != floor (v.v[0]) || v.v[0] < spec->min || v.v[0] > spec->max)
     return exec_error (x, a->line, a->col, error, CS_ERROR_SHAPE,
-                       "%s must be a whole number from %.0f to %.0f, not %g", spec->name,
+                       "%s must be a whole number from %.0f to %.0f, not %.15g", spec->name,
                        spec->min, spec->max, v.v[0]);
   if (spec->width == sizeof (guint64))
     *(guint64 *) (base + spec->offset) = v.v[0];
@@ -1610,6 +1615,16 @@ need_current (Exec *x, const Stmt *s, gint cur, GError **error)
                      "this layer has no input: declare 'input HxWxC' before the first layer");
 }
 
+/* Whether some inputs of NODE are names not yet resolved (written with `from`). */
+static gboolean
+has_pending_inputs (const Exec *x, guint node)
+{
+  for (guint r = 0; r < x->refs->len; r++)
+    if (g_array_index (x->refs, Ref, r).node == node)
+      return TRUE;
+  return FALSE;
+}
+
 static gboolean
 exec_layer (Exec *x, const Stmt *s, Env *env, const char *module, gint *cur, GError **error)
 {
@@ -1632,7 +1647,7 @@ exec_layer (Exec *x, const Stmt *s, Env *env, const char *module, gint *cur, GEr
        * fold its columns into this one, so all columns are averaged at once. */
       CsNode *e = cs_graph_node (x->g, end);
       if (s->op == CS_OP_MEAN && e->op == CS_OP_MEAN && e->id >= first
-          && g_array_index (x->marks, guint8, e->id) == 0)
+          && g_array_index (x->marks, guint8, e->id) == 0 && !has_pending_inputs (x, e->id))
         {
           g_array_index (x->marks, guint8, e->id) = MARK_DEAD;
           merge = TRUE;
@@ -1799,11 +1814,23 @@ exec_stmt (Exec *x, const Stmt *s, Env *env, const char *module, gint *cur, GErr
       }
     case S_REPEAT:
       {
-        guint64 count = 0;
-        if (!eval_int (x, s->expr, env, 0, MAX_REPEAT, "a repeat count", &count, error))
+        Value v;
+        if (!eval (x, s->expr, env, &v, error))
           return FALSE;
+        if (v.n != 1 || v.v[0] != floor (v.v[0]) || v.v[0] < 0)
+          return exec_error (x, s->expr->line, s->expr->col, error, CS_ERROR_PARSE,
+                             "a repeat count must be a whole number, not %.15g", v.v[0]);
+        if (v.v[0] > MAX_REPEAT)
+          return exec_error (x, s->expr->line, s->expr->col, error, CS_ERROR_LIMIT,
+                             "repeat %.15g is over the limit of %d", v.v[0], MAX_REPEAT);
+        guint64 count = (guint64) v.v[0];
         for (guint64 i = 0; i < count; i++)
           {
+            /* Passes count too, so that nested repeats of nothing cannot spin forever. */
+            if (++x->passes > MAX_STEPS)
+              return exec_error (x, s->line, s->col, error, CS_ERROR_LIMIT,
+                                 "expanding the file takes more than %d repeat passes",
+                                 MAX_STEPS);
             Env *local = env_new (env);
             if (s->name)
               env_set (local, s->name, i);
@@ -1879,7 +1906,7 @@ drop_dead (Exec *x)
 {
   CsGraph *g = x->g;
   guint n = cs_graph_n_nodes (g), kept = 0;
-  g_autofree guint *new_id = g_new (guint, n);
+  g_autofree guint *new_id = g_new0 (guint, n);
   for (guint i = 0; i < n; i++)
     {
       CsNode *node = g->nodes->pdata[i];
@@ -1941,7 +1968,10 @@ cs_parse_model (const char *file, const char *text, gsize len, GError **error)
                           len, CS_PARSER_MAX_BYTES);
       return NULL;
     }
-  g->text = g_strndup (text ? text : "", len);
+  g->text = g_malloc (len + 1);
+  if (len)
+    memcpy (g->text, text, len);
+  g->text[len] = '\0';
   g->text_len = len;
 
   Parser ps = {

@@ -54,7 +54,7 @@ cs_evaluate (CsNet *net, CsBackend *be, const CsDataset *ds, const CsAugment *no
   gboolean probs = out->op == CS_OP_SOFTMAX;
   guint classes = output_classes (net);
   batch = MIN (batch, ds->n);
-  g_autoptr (CsExec) x = cs_exec_new (net, be, batch, FALSE, 0, error);
+  g_autoptr (CsExec) x = cs_exec_new (net, be, batch, CS_EXEC_INFERENCE, 0, error);
   if (x == NULL)
     return FALSE;
   gsize vol = (gsize) in->c * in->h * in->w;
@@ -145,7 +145,7 @@ cs_train (CsNet *net, CsBackend *be, const CsDataset *train, const CsDataset *va
   o->norm.flip = o->augment;
   o->norm.crop_pad = o->augment ? MAX (1u, (guint) in->h / 8) : 0;
 
-  g_autoptr (CsExec) x = cs_exec_new (net, be, batch, TRUE, o->seed, error);
+  g_autoptr (CsExec) x = cs_exec_new (net, be, batch, CS_EXEC_TRAINING, o->seed, error);
   if (x == NULL)
     return FALSE;
   gsize vol = (gsize) in->c * in->h * in->w;

@@ -504,7 +504,8 @@ cs_safetensors_load (const char *path, CsTensor *const *tensors, guint n, GError
   g_return_val_if_fail (n == 0 || tensors != NULL, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   for (guint i = 0; i < n; i++)
-    g_return_val_if_fail (tensors[i] != NULL && tensors[i]->name != NULL, FALSE);
+    g_return_val_if_fail (tensors[i] != NULL && tensors[i]->name != NULL
+                          && (tensors[i]->numel == 0 || tensors[i]->data != NULL), FALSE);
 
   g_autofree char *display = g_filename_display_name (path);
   GError *local = NULL;
