@@ -150,7 +150,7 @@ open_backend (const char *device, GError **error)
 /* A model with its parameters: from FILE when given, else initialised from the seed. */
 static CsNet *
 open_net (const char *model, const char *weights, guint64 seed, CsGraph **graph,
-          GError **error)
+          GHashTable **metadata, GError **error)
 {
   g_autoptr (CsGraph) g = cs_load_model (model, error);
   if (g == NULL)
@@ -159,11 +159,31 @@ open_net (const char *model, const char *weights, guint64 seed, CsGraph **graph,
   if (net == NULL)
     return NULL;
   cs_net_init (net, seed, g->train.xavier);
-  if (weights && !cs_safetensors_load (weights, (CsTensor *const *) net->tensors->pdata,
-                                       net->tensors->len, error))
+  if (weights && !cs_safetensors_load_full (weights, (CsTensor *const *) net->tensors->pdata,
+                                            net->tensors->len, metadata, error))
     return NULL;
   *graph = g_steal_pointer (&g);
   return g_steal_pointer (&net);
+}
+
+/* Reads "a,b,c" from METADATA's KEY into N floats; TRUE, leaving OUT alone, when absent. */
+static gboolean
+parse_floats (GHashTable *metadata, const char *key, float *out, guint64 n)
+{
+  const char *text = metadata ? g_hash_table_lookup (metadata, key) : NULL;
+  if (text == NULL)
+    return TRUE;
+  g_auto (GStrv) parts = g_strsplit (text, ",", -1);
+  if (g_strv_length (parts) != n || n > 4)
+    return FALSE;
+  for (guint i = 0; i < n; i++)
+    {
+      char *end;
+      out[i] = (float) g_ascii_strtod (parts[i], &end);
+      if (*end != '\0' || end == parts[i])
+        return FALSE;
+    }
+  return TRUE;
 }
 
 static int
@@ -176,7 +196,8 @@ cmd_infer (int argc, char **argv)
     { "weights", 'w', 0, G_OPTION_ARG_FILENAME, &weights, "Parameters (safetensors)", "FILE" },
     { "batch", 'b', 0, G_OPTION_ARG_INT, &batch, "Images per forward pass (default 1)", "N" },
     { "input", 'i', 0, G_OPTION_ARG_FILENAME, &input,
-      "A float32 NCHW .npy batch (default: random images from the seed)", "FILE.npy" },
+      "An image (PNG, JPEG) or a float32 NCHW .npy batch (default: random images)",
+      "IMAGE|FILE.npy" },
     { "save-output", 'o', 0, G_OPTION_ARG_FILENAME, &save,
       "Write the raw outputs (batch x classes, float32) as .npy", "FILE.npy" },
     { "device", 'd', 0, G_OPTION_ARG_STRING, &device, "cpu, cuda or auto (default)", "DEVICE" },
@@ -197,7 +218,8 @@ cmd_infer (int argc, char **argv)
 
   GError *error = NULL;
   g_autoptr (CsGraph) g = NULL;
-  g_autoptr (CsNet) net = open_net (argv[1], weights, seed, &g, &error);
+  g_autoptr (GHashTable) meta = NULL;
+  g_autoptr (CsNet) net = open_net (argv[1], weights, seed, &g, &meta, &error);
   if (net == NULL)
     return model_error (error);
   g_autoptr (CsBackend) be = open_backend (device, &error);
@@ -208,9 +230,35 @@ cmd_infer (int argc, char **argv)
 
   const CsShape *in = &cs_graph_node (g, 0)->shape;
   gsize vol = (gsize) in->c * in->h * in->w;
+  g_auto (GStrv) class_names = meta && g_hash_table_lookup (meta, "cnnscope.classes")
+    ? g_strsplit (g_hash_table_lookup (meta, "cnnscope.classes"), "\n", -1) : NULL;
   g_autofree float *images = NULL;
   guint64 n = batch;
-  if (input)
+  if (input && !g_str_has_suffix (input, ".npy"))
+    {
+      /* An image: resized to the input and normalised as the training did, or with the
+       * ImageNet statistics torchvision uses when the weights do not say. */
+      char *paths[] = { input };
+      g_autoptr (CsDataset) ds = cs_dataset_from_images (paths, 1, in->h, in->w, &error);
+      if (ds == NULL)
+        return model_error (error);
+      CsAugment norm = { { 0.485f, 0.456f, 0.406f, 0 }, { 0.229f, 0.224f, 0.225f, 1 } };
+      if (!parse_floats (meta, "cnnscope.mean", norm.mean, in->c)
+          || !parse_floats (meta, "cnnscope.std", norm.std, in->c))
+        {
+          g_printerr ("%s: the normalisation stored in the weights is not for %" G_GUINT64_FORMAT
+                      " channels\n", weights, in->c);
+          return EXIT_MODEL;
+        }
+      if (in->c == 1 && !(meta && g_hash_table_contains (meta, "cnnscope.mean")))
+        norm.mean[0] = 0.449f, norm.std[0] = 0.226f;
+      guint label;
+      images = g_new (float, vol);
+      cs_dataset_batch (ds, (guint[]) { 0 }, 1, in->c, in->h, in->w, &norm, NULL, images,
+                        &label);
+      n = 1;
+    }
+  else if (input)
     {
       guint rank;
       guint64 shape[4];
@@ -275,7 +323,10 @@ cmd_infer (int argc, char **argv)
             }
           top[k] = best;
           used[k] = TRUE;
-          g_print ("  %u (%s%.4f)", top[k], probs ? "p=" : "score ", s[top[k]]);
+          if (class_names && top[k] < g_strv_length (class_names))
+            g_print ("  %s (%s%.4f)", class_names[top[k]], probs ? "p=" : "score ", s[top[k]]);
+          else
+            g_print ("  %u (%s%.4f)", top[k], probs ? "p=" : "score ", s[top[k]]);
         }
       (void) used;
       g_print ("\n");
@@ -306,17 +357,40 @@ typedef struct {
   FILE *log;
   const char *save;
   CsNet *net;
+  const CsTrainOptions *options;
+  const CsDataset *data;
   GError *save_error;
 } TrainRun;
 
+static char *
+join_floats (const float *v, guint n)
+{
+  GString *s = g_string_new (NULL);
+  for (guint i = 0; i < n; i++)
+    {
+      char buf[G_ASCII_DTOSTR_BUF_SIZE];
+      g_string_append_printf (s, "%s%s", i ? "," : "", g_ascii_dtostr (buf, sizeof buf, v[i]));
+    }
+  return g_string_free (s, FALSE);
+}
+
+/* The parameters, with what inference needs to prepare an image like the training did. */
 static gboolean
 save_checkpoint (TrainRun *run)
 {
   if (run->save == NULL)
     return TRUE;
   g_clear_error (&run->save_error);
-  return cs_safetensors_save (run->save, (CsTensor *const *) run->net->tensors->pdata,
-                              run->net->tensors->len, &run->save_error);
+  g_autoptr (GHashTable) meta = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, g_free);
+  g_hash_table_insert (meta, "cnnscope.model", g_strdup (run->net->graph->name));
+  g_hash_table_insert (meta, "cnnscope.mean", join_floats (run->options->norm.mean,
+                                                           run->data->c));
+  g_hash_table_insert (meta, "cnnscope.std", join_floats (run->options->norm.std,
+                                                          run->data->c));
+  g_hash_table_insert (meta, "cnnscope.classes",
+                       g_strjoinv ("\n", run->data->class_names));
+  return cs_safetensors_save_full (run->save, (CsTensor *const *) run->net->tensors->pdata,
+                                   run->net->tensors->len, meta, &run->save_error);
 }
 
 static gboolean
@@ -394,7 +468,7 @@ cmd_train (int argc, char **argv)
 
   GError *error = NULL;
   g_autoptr (CsGraph) g = NULL;
-  g_autoptr (CsNet) net = open_net (argv[1], weights, seed, &g, &error);
+  g_autoptr (CsNet) net = open_net (argv[1], weights, seed, &g, NULL, &error);
   if (net == NULL)
     return model_error (error);
   g_autoptr (CsBackend) be = open_backend (device, &error);
@@ -422,7 +496,7 @@ cmd_train (int argc, char **argv)
   o.max_steps = max_steps;
   o.augment = !no_augment;
 
-  TrainRun run = { isatty (STDOUT_FILENO), NULL, save, net, NULL };
+  TrainRun run = { isatty (STDOUT_FILENO), NULL, save, net, &o, train, NULL };
   if (log)
     {
       run.log = fopen (log, "w");

@@ -31,6 +31,7 @@ typedef gboolean (*CsKernelFunc) (CsBackend *be, const CsKernelArgs *a, GError *
 
 struct _CsBackend {
   const char *name;             /* "cpu", "cuda" */
+  gboolean host_memory;         /* works on host memory: parameters are used where they are */
   char *description;            /* for people: the device, the library versions */
   float   *(*alloc)     (CsBackend *be, gsize n, GError **error);   /* n floats, zeroed */
   void     (*release)   (CsBackend *be, float *p);

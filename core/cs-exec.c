@@ -269,8 +269,10 @@ alloc_params (CsExec *x, GError **error)
         CsTensor *t = cs_net_tensor (net, sets[s].idx[i]);
         if (t == NULL || !runs (x, cs_graph_node (x->g, i)))
           continue;
-        if ((sets[s].dst[i] = be_alloc (x, t->numel, t->name, error)) == NULL
-            || !x->be->upload (x->be, sets[s].dst[i], t->data, t->numel, error))
+        if (x->be->host_memory)
+          sets[s].dst[i] = t->data;  /* no second copy of the parameters */
+        else if ((sets[s].dst[i] = be_alloc (x, t->numel, t->name, error)) == NULL
+                 || !x->be->upload (x->be, sets[s].dst[i], t->data, t->numel, error))
           return FALSE;
         x->plan.param_bytes += t->numel * sizeof (float);
         if (x->training && sets[s].grad)
@@ -381,11 +383,13 @@ cs_exec_free (CsExec *x)
   if (x == NULL)
     return;
   guint nn = cs_graph_n_nodes (x->g);
-  float **ptrs[] = { x->w, x->b, x->dw, x->db, x->mw, x->mb, x->rm, x->rv, x->saved };
+  float **ptrs[] = { x->w, x->b, x->rm, x->rv, x->dw, x->db, x->mw, x->mb, x->saved };
   for (guint p = 0; p < G_N_ELEMENTS (ptrs); p++)
     {
+      /* The first four point into the net's tensors on a host-memory backend. */
+      gboolean owned = p >= 4 || !x->be->host_memory;
       for (guint i = 0; ptrs[p] && i < nn; i++)
-        if (ptrs[p][i])
+        if (ptrs[p][i] && owned)
           x->be->release (x->be, ptrs[p][i]);
       g_free (ptrs[p]);
     }

@@ -148,6 +148,13 @@ compare_by_name (gconstpointer a, gconstpointer b)
 gboolean
 cs_safetensors_save (const char *path, CsTensor *const *tensors, guint n, GError **error)
 {
+  return cs_safetensors_save_full (path, tensors, n, NULL, error);
+}
+
+gboolean
+cs_safetensors_save_full (const char *path, CsTensor *const *tensors, guint n,
+                          GHashTable *metadata, GError **error)
+{
   g_return_val_if_fail (path != NULL, FALSE);
   g_return_val_if_fail (n == 0 || tensors != NULL, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
@@ -168,6 +175,18 @@ cs_safetensors_save (const char *path, CsTensor *const *tensors, guint n, GError
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "producer");
   json_builder_add_string_value (b, "cnnscope");
+  if (metadata)
+    {
+      /* Sorted, like the tensors, so the bytes do not depend on the table's order. */
+      g_autoptr (GList) keys = g_list_sort (g_hash_table_get_keys (metadata),
+                                            (GCompareFunc) strcmp);
+      for (GList *k = keys; k; k = k->next)
+        if (strcmp (k->data, "producer") != 0)
+          {
+            json_builder_set_member_name (b, k->data);
+            json_builder_add_string_value (b, g_hash_table_lookup (metadata, k->data));
+          }
+    }
   json_builder_end_object (b);
 
   guint64 offset = 0;
@@ -418,7 +437,7 @@ parse_entry (const char *display, const char *name, JsonNode *node, guint64 data
 }
 
 static gboolean
-parse_metadata (const char *display, JsonNode *node, GError **error)
+parse_metadata (const char *display, JsonNode *node, GHashTable *out, GError **error)
 {
   gboolean ok = JSON_NODE_HOLDS_OBJECT (node);
   if (ok)
@@ -429,6 +448,8 @@ parse_metadata (const char *display, JsonNode *node, GError **error)
         {
           JsonNode *v = json_object_get_member (o, k->data);
           ok = JSON_NODE_HOLDS_VALUE (v) && json_node_get_value_type (v) == G_TYPE_STRING;
+          if (ok && out)
+            g_hash_table_replace (out, g_strdup (k->data), g_strdup (json_node_get_string (v)));
         }
     }
   if (!ok)
@@ -500,6 +521,13 @@ collect_mismatches (CsTensor *const *tensors, guint n, GArray *entries, GHashTab
 gboolean
 cs_safetensors_load (const char *path, CsTensor *const *tensors, guint n, GError **error)
 {
+  return cs_safetensors_load_full (path, tensors, n, NULL, error);
+}
+
+gboolean
+cs_safetensors_load_full (const char *path, CsTensor *const *tensors, guint n,
+                          GHashTable **metadata, GError **error)
+{
   g_return_val_if_fail (path != NULL, FALSE);
   g_return_val_if_fail (n == 0 || tensors != NULL, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
@@ -507,6 +535,7 @@ cs_safetensors_load (const char *path, CsTensor *const *tensors, guint n, GError
     g_return_val_if_fail (tensors[i] != NULL && tensors[i]->name != NULL
                           && (tensors[i]->numel == 0 || tensors[i]->data != NULL), FALSE);
 
+  g_autoptr (GHashTable) meta = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   g_autofree char *display = g_filename_display_name (path);
   GError *local = NULL;
   g_autoptr (GMappedFile) mf = g_mapped_file_new (path, FALSE, &local);
@@ -590,7 +619,7 @@ cs_safetensors_load (const char *path, CsTensor *const *tensors, guint n, GError
       JsonNode *node = json_object_get_member (obj, name);
       if (strcmp (name, "__metadata__") == 0)
         {
-          if (!parse_metadata (display, node, error))
+          if (!parse_metadata (display, node, meta, error))
             return FALSE;
           continue;
         }
@@ -633,6 +662,8 @@ cs_safetensors_load (const char *path, CsTensor *const *tensors, guint n, GError
         w[k] = GUINT32_FROM_LE (w[k]);
 #endif
     }
+  if (metadata)
+    *metadata = g_steal_pointer (&meta);
   return TRUE;
 }
 

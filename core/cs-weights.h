@@ -17,6 +17,13 @@ gboolean cs_safetensors_save (const char *path, CsTensor *const *tensors, guint 
 gboolean cs_safetensors_load (const char *path, CsTensor *const *tensors, guint n,
                               GError **error);
 
+/* The same, with string METADATA stored in the file's "__metadata__" (and read back into a new
+ * table when METADATA is not NULL; it is set only on success). */
+gboolean cs_safetensors_save_full (const char *path, CsTensor *const *tensors, guint n,
+                                   GHashTable *metadata, GError **error);
+gboolean cs_safetensors_load_full (const char *path, CsTensor *const *tensors, guint n,
+                                   GHashTable **metadata, GError **error);
+
 /* Reads a float32 (little-endian, C order) .npy file of rank 1 to 4. */
 float   *cs_npy_read  (const char *path, guint *rank, guint64 shape[CS_TENSOR_MAX_RANK],
                        GError **error);

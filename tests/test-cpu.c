@@ -1231,10 +1231,14 @@ test_forward_case (gconstpointer data)
   if (c->kind == F_BN)
     {
       const CsNode *bn = node (r, "t");
+      CsTensor *mean = cs_net_tensor (r->net, r->net->run_mean[bn->id]);
+      CsTensor *var = cs_net_tensor (r->net, r->net->run_var[bn->id]);
+      g_assert_nonnull (mean);
+      g_assert_nonnull (var);
       for (int ch = 0; ch < c->in.c; ch++)
         {
-          cs_net_tensor (r->net, r->net->run_mean[bn->id])->data[ch] = 0.3f * ch - 0.2f;
-          cs_net_tensor (r->net, r->net->run_var[bn->id])->data[ch] = 0.5f + ch;
+          mean->data[ch] = 0.3f * ch - 0.2f;
+          var->data[ch] = 0.5f + ch;
         }
     }
   g_autofree double *x = input_as_double (r);

@@ -891,6 +891,7 @@ cs_cpu_backend_new (void)
 {
   CsBackend *be = g_new0 (CsBackend, 1);
   be->name = "cpu";
+  be->host_memory = TRUE;
   be->description = g_strdup_printf ("CPU, %d OpenBLAS threads (%s)", openblas_get_num_threads (),
                                      openblas_get_config ());
   be->alloc = cpu_alloc;
