@@ -383,10 +383,11 @@ save_checkpoint (TrainRun *run)
   g_clear_error (&run->save_error);
   g_autoptr (GHashTable) meta = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, g_free);
   g_hash_table_insert (meta, "cnnscope.model", g_strdup (run->net->graph->name));
+  guint channels = cs_graph_node (run->net->graph, 0)->shape.c;
   g_hash_table_insert (meta, "cnnscope.mean", join_floats (run->options->norm.mean,
-                                                           run->data->c));
+                                                           MIN (channels, 4u)));
   g_hash_table_insert (meta, "cnnscope.std", join_floats (run->options->norm.std,
-                                                          run->data->c));
+                                                          MIN (channels, 4u)));
   g_hash_table_insert (meta, "cnnscope.classes",
                        g_strjoinv ("\n", run->data->class_names));
   return cs_safetensors_save_full (run->save, (CsTensor *const *) run->net->tensors->pdata,

@@ -107,6 +107,50 @@ cs_evaluate (CsNet *net, CsBackend *be, const CsDataset *ds, const CsAugment *no
   return TRUE;
 }
 
+/* Channel mean and standard deviation of the images as the model sees them (grey from colour
+ * averages the channels, so the dataset's own statistics would not do), over up to 2,000. */
+static gboolean
+model_channel_stats (const CsDataset *ds, const CsShape *in, float *mean, float *std,
+                     GError **error)
+{
+  guint n = MIN (ds->n, 2000u), chunk = 50;
+  gsize plane = (gsize) in->h * in->w;
+  g_autofree float *buf = g_try_malloc ((gsize) chunk * in->c * plane * sizeof (float));
+  if (buf == NULL)
+    {
+      g_set_error (error, CS_ERROR, CS_ERROR_OUT_OF_MEMORY, "no memory for a batch of %u",
+                   chunk);
+      return FALSE;
+    }
+  g_autofree guint *idx = g_new (guint, chunk), *labels = g_new (guint, chunk);
+  double sum[4] = { 0 }, sq[4] = { 0 };
+  for (guint start = 0; start < n; start += chunk)
+    {
+      guint m = MIN (chunk, n - start);
+      for (guint i = 0; i < m; i++)
+        idx[i] = (guint) ((guint64) (start + i) * ds->n / n);
+      cs_dataset_batch (ds, idx, m, in->c, in->h, in->w, NULL, NULL, buf, labels);
+      for (guint i = 0; i < m; i++)
+        for (guint c = 0; c < in->c && c < 4; c++)
+          {
+            const float *p = buf + ((gsize) i * in->c + c) * plane;
+            for (gsize k = 0; k < plane; k++)
+              {
+                sum[c] += p[k];
+                sq[c] += (double) p[k] * p[k];
+              }
+          }
+    }
+  for (guint c = 0; c < 4; c++)
+    {
+      double count = MAX (1.0, (double) n * plane), mu = sum[c] / count;
+      double var = MAX (0.0, sq[c] / count - mu * mu);
+      mean[c] = (float) mu;
+      std[c] = var > 1e-12 ? (float) sqrt (var) : 1.0f;
+    }
+  return TRUE;
+}
+
 static double
 scheduled_lr (const CsTrainOptions *o, guint epoch, double plateau_lr)
 {
@@ -141,7 +185,8 @@ cs_train (CsNet *net, CsBackend *be, const CsDataset *train, const CsDataset *va
       g_set_error (error, CS_ERROR, CS_ERROR_USAGE, "the training set is empty");
       return FALSE;
     }
-  cs_dataset_channel_stats (train, o->norm.mean, o->norm.std);
+  if (!model_channel_stats (train, in, o->norm.mean, o->norm.std, error))
+    return FALSE;
   o->norm.flip = o->augment;
   o->norm.crop_pad = o->augment ? MAX (1u, (guint) in->h / 8) : 0;
 

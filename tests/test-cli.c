@@ -1,6 +1,13 @@
 /* cnnscope-cli as a user runs it: output formats, exit codes and messages. */
+#include "cs-data.h"
+#include "cs-exec.h"
+#include "cs-weights.h"
+#include "cs-zoo.h"
+
+#include <gdk-pixbuf/gdk-pixbuf.h>
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
+#include <math.h>
 #include <sys/wait.h>
 
 typedef struct {
@@ -186,6 +193,123 @@ test_bad_file (void)
   g_rmdir (dir);
 }
 
+/* Train a few steps with a checkpoint and a log, then infer from the checkpoint. */
+static void
+test_train_and_infer (void)
+{
+  g_autofree char *dir = g_dir_make_tmp ("cnnscope-XXXXXX", NULL);
+  g_autofree char *weights = g_build_filename (dir, "w.safetensors", NULL);
+  g_autofree char *log = g_build_filename (dir, "log.csv", NULL);
+  g_autofree char *in = g_build_filename (dir, "in.npy", NULL);
+  g_autofree char *out = g_build_filename (dir, "out.npy", NULL);
+  g_autofree char *png = g_build_filename (dir, "shape.png", NULL);
+
+  g_auto (Run) t = { 0 };
+  run_cli (&t, "train", "lenet5", "--data", "shapes:200", "--epochs", "2", "--batch", "20",
+           "--lr", "0.02", "--save", weights, "--log", log, NULL);
+  g_assert_cmpint (t.status, ==, 0);
+  /* Not a terminal: plain lines, one per epoch. */
+  g_assert_null (strchr (t.out, '\r'));
+  g_assert_nonnull (strstr (t.out, "epoch 1/2  lr 0.02  train loss "));
+  g_assert_nonnull (strstr (t.out, "epoch 2/2  lr 0.02  train loss "));
+  g_autofree char *csv = NULL;
+  g_assert_true (g_file_get_contents (log, &csv, NULL, NULL));
+  g_auto (GStrv) rows = g_strsplit (csv, "\n", -1);
+  g_assert_cmpuint (g_strv_length (rows), ==, 4);
+  g_assert_cmpstr (rows[0], ==, "epoch,lr,train_loss,train_top1,val_loss,val_top1,val_top5,"
+                                "seconds");
+  g_assert_true (g_str_has_prefix (rows[2], "2,0.02,"));
+
+  /* The checkpoint loads into the model, with the training set's classes and statistics. */
+  GError *error = NULL;
+  g_autoptr (CsGraph) g = cs_load_model ("lenet5", &error);
+  g_autoptr (CsNet) net = cs_net_new (g, &error);
+  g_autoptr (GHashTable) meta = NULL;
+  g_assert_true (cs_safetensors_load_full (weights, (CsTensor *const *) net->tensors->pdata,
+                                           net->tensors->len, &meta, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (g_hash_table_lookup (meta, "cnnscope.model"), ==, "lenet5");
+  g_assert_true (g_str_has_prefix (g_hash_table_lookup (meta, "cnnscope.classes"), "circle\n"));
+
+  /* infer on a .npy batch writes the same outputs as the library computes. */
+  float input[2 * 32 * 32];
+  for (guint i = 0; i < G_N_ELEMENTS (input); i++)
+    input[i] = sinf (0.01f * i);
+  guint64 shape[4] = { 2, 1, 32, 32 };
+  g_assert_true (cs_npy_write (in, input, 4, shape, &error));
+  g_auto (Run) r = { 0 };
+  run_cli (&r, "infer", "lenet5", "--weights", weights, "--input", in, "--batch", "2",
+           "--save-output", out, NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  g_assert_nonnull (strstr (r.out, "image 0:"));
+  g_assert_nonnull (strstr (r.out, "image 1:"));
+  g_assert_nonnull (strstr (r.out, "forward: "));
+  guint rank;
+  guint64 oshape[4];
+  g_autofree float *scores = cs_npy_read (out, &rank, oshape, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (rank, ==, 2);
+  g_assert_cmpuint (oshape[0], ==, 2);
+  g_assert_cmpuint (oshape[1], ==, 10);
+  g_autoptr (CsBackend) be = cs_cpu_backend_new ();
+  g_autoptr (CsExec) x = cs_exec_new (net, be, 2, CS_EXEC_INFERENCE, 0, &error);
+  float expect[20];
+  g_assert_true (cs_exec_forward (x, input, 2, &error) && cs_exec_get_output (x, expect, &error));
+  for (guint i = 0; i < 20; i++)
+    g_assert_cmpfloat (scores[i], ==, expect[i]);
+
+  /* infer on an image names the classes the checkpoint was trained on. */
+  g_autoptr (CsDataset) one = cs_dataset_shapes (1, 32, 9);
+  g_autoptr (GdkPixbuf) pb = gdk_pixbuf_new (GDK_COLORSPACE_RGB, FALSE, 8, 32, 32);
+  guint8 *px = gdk_pixbuf_get_pixels (pb);
+  int stride = gdk_pixbuf_get_rowstride (pb);
+  for (guint y = 0; y < 32; y++)
+    for (guint xx = 0; xx < 32; xx++)
+      for (guint c = 0; c < 3; c++)
+        px[y * stride + xx * 3 + c] = one->pixels[c * 1024 + y * 32 + xx];
+  g_assert_true (gdk_pixbuf_save (pb, png, "png", &error, NULL));
+  g_auto (Run) im = { 0 };
+  run_cli (&im, "infer", "lenet5", "--weights", weights, "--input", png, NULL);
+  g_assert_cmpint (im.status, ==, 0);
+  guint named = 0;
+  for (guint c = 0; c < one->n_classes; c++)
+    {
+      g_autofree char *label = g_strdup_printf ("  %s (p=", one->class_names[c]);
+      named += strstr (im.out, label) != NULL;
+    }
+  g_assert_cmpuint (named, ==, 5);
+
+  const char *files[] = { weights, log, in, out, png };
+  for (guint i = 0; i < G_N_ELEMENTS (files); i++)
+    g_unlink (files[i]);
+  g_rmdir (dir);
+}
+
+static void
+test_run_errors (void)
+{
+  struct { const char *args[6]; int status; const char *err; } cases[] = {
+    { { "train", "lenet5" }, 2, "train needs --data" },
+    { { "train", "lenet5", "--data", "cifar10:/nonexistent" }, 1, "/nonexistent" },
+    { { "train", "lenet5", "--data", "imagenet:/x" }, 2, "imagenet" },
+    { { "infer", "lenet5", "--device", "cuda" }, 1, "no CUDA backend" },
+    { { "infer", "lenet5", "--device", "tpu" }, 2, "--device takes cpu, cuda or auto" },
+    { { "infer", "lenet5", "--input", "/nonexistent.npy" }, 1, "/nonexistent.npy" },
+    { { "infer", "lenet5", "--weights", "/nonexistent.safetensors" }, 1, "nonexistent" },
+    { { "infer", "lenet5", "--batch", "0" }, 2, "--batch takes" },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_auto (Run) r = { 0 };
+      const char **a = cases[i].args;
+      run_cli (&r, a[0], a[1], a[2], a[3], a[4], a[5], NULL);
+      g_test_message ("%s %s %s %s: %d %s", a[0], a[1], a[2] ? a[2] : "", a[3] ? a[3] : "",
+                      r.status, r.err);
+      g_assert_cmpint (r.status, ==, cases[i].status);
+      g_assert_nonnull (strstr (r.err, cases[i].err));
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -196,5 +320,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/summary/table-csv-markdown", test_table_and_csv);
   g_test_add_func ("/cli/exit-codes", test_exit_codes);
   g_test_add_func ("/cli/bad-file", test_bad_file);
+  g_test_add_func ("/cli/train-and-infer", test_train_and_infer);
+  g_test_add_func ("/cli/run-errors", test_run_errors);
   return g_test_run ();
 }
