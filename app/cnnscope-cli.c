@@ -1,4 +1,5 @@
 /* cnnscope-cli: the headless front end: the zoo, per-layer statistics, inference and training. */
+#include "cs-blas.h"
 #include "cs-error.h"
 #include "cs-exec.h"
 #include "cs-report.h"
@@ -558,6 +559,7 @@ main_usage (FILE *f)
 int
 main (int argc, char **argv)
 {
+  cs_blas_init (argv);
   setlocale (LC_ALL, "");
   if (argc < 2)
     return main_usage (stderr);

@@ -255,8 +255,9 @@ test_train_and_infer (void)
   g_autoptr (CsExec) x = cs_exec_new (net, be, 2, CS_EXEC_INFERENCE, 0, &error);
   float expect[20];
   g_assert_true (cs_exec_forward (x, input, 2, &error) && cs_exec_get_output (x, expect, &error));
+  /* The CLI may run other OpenBLAS kernels than this test (cs_blas_init): equal to rounding. */
   for (guint i = 0; i < 20; i++)
-    g_assert_cmpfloat (scores[i], ==, expect[i]);
+    g_assert_cmpfloat (fabs (scores[i] - expect[i]), <=, 1e-5 + 1e-4 * fabs (expect[i]));
 
   /* infer on an image names the classes the checkpoint was trained on. */
   g_autoptr (CsDataset) one = cs_dataset_shapes (1, 32, 9);

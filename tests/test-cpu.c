@@ -2,6 +2,7 @@
 /* Every layer kind's gradients are checked against central finite differences of the loss,
  * forward passes against a naive float64 reference, and the executor's memory plan (in-place
  * runs, buffer reuse) against corrupted values. */
+#include "cs-blas.h"
 #include "cs-exec.h"
 #include "cs-parser.h"
 
@@ -1633,6 +1634,8 @@ test_plan_shared_input (void)
 int
 main (int argc, char **argv)
 {
+  /* The kernels the programs run with; test-cpu-generic runs OpenBLAS's own choice. */
+  cs_blas_init (argv);
   g_test_init (&argc, &argv, NULL);
   for (guint i = 0; i < G_N_ELEMENTS (grad_cases); i++)
     g_test_add_data_func (grad_cases[i].path, &grad_cases[i], test_grad_case);

@@ -1,6 +1,7 @@
 /* The CPU backend: float32 NCHW kernels, forward and backward for every layer kind, with
  * convolutions and fully connected layers as OpenBLAS matrix products. */
 #include "cs-backend.h"
+#include "cs-blas.h"
 #include "cs-error.h"
 #include "cs-net.h"
 
@@ -892,8 +893,7 @@ cs_cpu_backend_new (void)
   CsBackend *be = g_new0 (CsBackend, 1);
   be->name = "cpu";
   be->host_memory = TRUE;
-  be->description = g_strdup_printf ("CPU, %d OpenBLAS threads (%s)", openblas_get_num_threads (),
-                                     openblas_get_config ());
+  be->description = g_strdup_printf ("CPU (%s)", cs_blas_describe ());
   be->alloc = cpu_alloc;
   be->release = cpu_release;
   be->upload = cpu_copy;
