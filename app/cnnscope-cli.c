@@ -439,6 +439,7 @@ cmd_train (int argc, char **argv)
   gdouble lr = 0;
   gint64 seed = 1;
   gboolean no_augment = FALSE;
+  g_autofree char *init = NULL;
   GOptionEntry entries[] = {
     { "data", 0, 0, G_OPTION_ARG_STRING, &data,
       "shapes[:N], cifar10:DIR, mnist:DIR or folder:DIR", "SPEC" },
@@ -454,6 +455,8 @@ cmd_train (int argc, char **argv)
     { "seed", 's', 0, G_OPTION_ARG_INT64, &seed, "Seed for weights, data and order", "N" },
     { "steps", 0, 0, G_OPTION_ARG_INT, &max_steps, "Stop after this many steps", "N" },
     { "no-augment", 0, 0, G_OPTION_ARG_NONE, &no_augment, "No random crops and flips", NULL },
+    { "init", 0, 0, G_OPTION_ARG_STRING, &init,
+      "he or xavier initialisation (default: the model's preset, else he)", "INIT" },
     { NULL }
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("MODEL - train on a dataset");
@@ -467,12 +470,16 @@ cmd_train (int argc, char **argv)
     return usage_error (ctx, "train needs --data (shapes for the built-in dataset)");
   if (epochs < 0 || batch < 0 || max_steps < 0 || lr < 0 || !isfinite (lr))
     return usage_error (ctx, "--epochs, --batch, --steps and --lr take positive numbers");
+  if (init && !g_str_equal (init, "he") && !g_str_equal (init, "xavier"))
+    return usage_error (ctx, "--init takes he or xavier");
 
   GError *error = NULL;
   g_autoptr (CsGraph) g = NULL;
   g_autoptr (CsNet) net = open_net (argv[1], weights, seed, &g, NULL, &error);
   if (net == NULL)
     return model_error (error);
+  if (init && weights == NULL)
+    cs_net_init (net, seed, g_str_equal (init, "xavier"));
   g_autoptr (CsBackend) be = open_backend (device, &error);
   if (be == NULL)
     return error->code == CS_ERROR_USAGE ? (usage_error (ctx, error->message),

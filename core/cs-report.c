@@ -99,8 +99,41 @@ append_totals_text (GString *out, const CsStats *st, gboolean unfold)
       g_autofree char *ap = cs_format_count (t->train_only_params);
       g_autofree char *am = cs_format_count (t->train_only_macs * st->batch);
       g_string_append_printf (out, "  auxiliary    %s parameters, %s MACs in training-only "
-                              "branches (marked *, not in the totals above)\n", ap, am);
+                              "branches\n               (marked *, not in the totals above)\n",
+                              ap, am);
     }
+}
+
+/* TEXT in lines of at most WIDTH characters, broken at spaces. */
+static void
+append_wrapped (GString *out, const char *text, const char *first, const char *rest,
+                guint width)
+{
+  g_auto (GStrv) words = g_strsplit (text, " ", -1);
+  const char *indent = first;
+  glong col = g_utf8_strlen (first, -1);
+  g_string_append (out, first);
+  gboolean line_empty = TRUE;
+  for (char **w = words; *w; w++)
+    {
+      glong len = g_utf8_strlen (*w, -1);
+      if (!line_empty && col + 1 + len > (glong) width)
+        {
+          indent = rest;
+          g_string_append_printf (out, "\n%s", indent);
+          col = g_utf8_strlen (indent, -1);
+          line_empty = TRUE;
+        }
+      if (!line_empty)
+        {
+          g_string_append_c (out, ' ');
+          col++;
+        }
+      g_string_append (out, *w);
+      col += len;
+      line_empty = FALSE;
+    }
+  g_string_append_c (out, '\n');
 }
 
 static char *
@@ -111,14 +144,15 @@ report_table (const CsStats *st, gboolean unfold)
   GString *out = g_string_new (NULL);
   const CsShape *in = &cs_graph_node (g, 0)->shape;
 
-  g_string_append_printf (out, "%s (%s)", g->title, g->name);
-  if (g->paper)
-    g_string_append_printf (out, " — %s", g->paper);
-  g_string_append_printf (out, "\ninput %" G_GUINT64_FORMAT "x%" G_GUINT64_FORMAT "x%"
+  g_autofree char *heading = g->paper ? g_strdup_printf ("%s (%s) — %s", g->title, g->name,
+                                                         g->paper)
+                                       : g_strdup_printf ("%s (%s)", g->title, g->name);
+  append_wrapped (out, heading, "", "  ", 98);
+  g_string_append_printf (out, "input %" G_GUINT64_FORMAT "x%" G_GUINT64_FORMAT "x%"
                           G_GUINT64_FORMAT ", batch %" G_GUINT64_FORMAT ", %s\n\n",
                           in->h, in->w, in->c, st->batch,
                           unfold ? "every layer" : "lecture view: in-place layers (ReLU, batch "
-                          "norm, dropout, softmax) folded into the layer before them");
+                          "norm, dropout, softmax)\nfolded into the layer before them");
   g_string_append_printf (out, "%-24s %-12s %10s  %-30s %6s %7s %4s\n", "layer", "output",
                           "memory", "params (weights)", "biases", "MACs", "RF");
   for (guint r = 0; r < rows->len; r++)
@@ -144,7 +178,7 @@ report_table (const CsStats *st, gboolean unfold)
       g_auto (GStrv) lines = g_strsplit (g->note, "\n", -1);
       g_string_append (out, "\nNotes:\n");
       for (char **l = lines; *l; l++)
-        g_string_append_printf (out, "  %s\n", *l);
+        append_wrapped (out, *l, "  - ", "    ", 98);
     }
   return g_string_free (out, FALSE);
 }
