@@ -150,6 +150,25 @@ test_table_and_csv (void)
   g_assert_nonnull (strstr (m.out, "| conv1 | conv | 55x55x96 | 290,400 |"));
 }
 
+/* Every bundled model's table fits a 100-column terminal, in both views. */
+static void
+test_table_widths (void)
+{
+  g_auto (GStrv) names = cs_zoo_list ();
+  for (char **n = names; *n; n++)
+    for (guint unfold = 0; unfold < 2; unfold++)
+      {
+        g_auto (Run) r = { 0 };
+        run_cli (&r, "summary", *n, unfold ? "--unfold" : NULL, NULL);
+        g_assert_cmpint (r.status, ==, 0);
+        g_auto (GStrv) lines = g_strsplit (r.out, "\n", -1);
+        for (char **l = lines; *l; l++)
+          if (g_utf8_strlen (*l, -1) > 100)
+            g_error ("%s%s: a line of %ld characters: %s", *n, unfold ? " --unfold" : "",
+                     g_utf8_strlen (*l, -1), *l);
+      }
+}
+
 static void
 test_exit_codes (void)
 {
@@ -319,6 +338,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/summary/unfold", test_unfold);
   g_test_add_func ("/cli/summary/table-csv-markdown", test_table_and_csv);
   g_test_add_func ("/cli/exit-codes", test_exit_codes);
+  g_test_add_func ("/cli/summary/widths", test_table_widths);
   g_test_add_func ("/cli/bad-file", test_bad_file);
   g_test_add_func ("/cli/train-and-infer", test_train_and_infer);
   g_test_add_func ("/cli/run-errors", test_run_errors);
