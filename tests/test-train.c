@@ -185,7 +185,7 @@ main (int argc, char **argv)
   for (char **n = names; *n; n++)
     {
       g_autofree char *path = g_strdup_printf ("/train/zoo/%s", *n);
-      g_test_add_data_func (path, g_strdup (*n), test_zoo_model);
+      g_test_add_data_func_full (path, g_strdup (*n), test_zoo_model, g_free);
     }
   g_test_add_func ("/train/shapes/lenet5", test_shapes_lenet);
   g_test_add_func ("/train/schedule", test_schedule);
