@@ -88,16 +88,31 @@ is_pointwise (const ConvGeom *g)
   return g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
 }
 
+/* The outputs ow in [*lo, *hi) whose input column ow*sw - pw + off lies inside [0, w). */
 static void
-im2col (const float *restrict x, const ConvGeom *g, float *restrict col)
+valid_range (int ow_count, int sw, int pw, int off, int w, int *lo, int *hi)
 {
-  int hw = g->oh * g->ow;
+  int first = off - pw;                 /* input column of ow = 0 */
+  int l = first >= 0 ? 0 : (-first + sw - 1) / sw;
+  int h = first > w - 1 ? 0 : (w - 1 - first) / sw + 1;
+  *lo = MIN (l, ow_count);
+  *hi = CLAMP (h, *lo, ow_count);
+}
+
+/* Rows of the column matrix are filled run by run: zeros where the window is in the padding
+ * and a plain (vectorisable) copy in between, instead of a bounds test per element. */
+static void
+im2col (const float *restrict x, const ConvGeom *g, float *restrict col, gsize ld)
+{
+  gsize hw = ld;
   for (int c = 0; c < g->c; c++)
     for (int ki = 0; ki < g->kh; ki++)
       for (int kj = 0; kj < g->kw; kj++)
         {
           float *row = col + (gsize) ((c * g->kh + ki) * g->kw + kj) * hw;
           const float *plane = x + (gsize) c * g->h * g->w;
+          int lo, hi;
+          valid_range (g->ow, g->sw, g->pw, kj * g->dw, g->w, &lo, &hi);
           for (int oh = 0; oh < g->oh; oh++)
             {
               int ih = oh * g->sh - g->ph + ki * g->dh;
@@ -107,37 +122,70 @@ im2col (const float *restrict x, const ConvGeom *g, float *restrict col)
                   memset (r, 0, g->ow * sizeof (float));
                   continue;
                 }
-              const float *src = plane + (gsize) ih * g->w;
-              int iw = -g->pw + kj * g->dw;
-              for (int ow = 0; ow < g->ow; ow++, iw += g->sw)
-                r[ow] = (iw >= 0 && iw < g->w) ? src[iw] : 0.0f;
+              const float *src = plane + (gsize) ih * g->w + kj * g->dw - g->pw;
+              for (int ow = 0; ow < lo; ow++)
+                r[ow] = 0.0f;
+              if (g->sw == 1)
+                memcpy (r + lo, src + lo, (hi - lo) * sizeof (float));
+              else
+                for (int ow = lo; ow < hi; ow++)
+                  r[ow] = src[ow * g->sw];
+              for (int ow = hi; ow < g->ow; ow++)
+                r[ow] = 0.0f;
             }
         }
 }
 
 static void
-col2im_add (const float *restrict col, const ConvGeom *g, float *restrict x)
+col2im_add (const float *restrict col, const ConvGeom *g, float *restrict x, gsize ld)
 {
-  int hw = g->oh * g->ow;
+  gsize hw = ld;
   for (int c = 0; c < g->c; c++)
     for (int ki = 0; ki < g->kh; ki++)
       for (int kj = 0; kj < g->kw; kj++)
         {
           const float *row = col + (gsize) ((c * g->kh + ki) * g->kw + kj) * hw;
           float *plane = x + (gsize) c * g->h * g->w;
+          int lo, hi;
+          valid_range (g->ow, g->sw, g->pw, kj * g->dw, g->w, &lo, &hi);
           for (int oh = 0; oh < g->oh; oh++)
             {
               int ih = oh * g->sh - g->ph + ki * g->dh;
               if (ih < 0 || ih >= g->h)
                 continue;
-              float *dst = plane + (gsize) ih * g->w;
+              float *dst = plane + (gsize) ih * g->w + kj * g->dw - g->pw;
               const float *r = row + oh * g->ow;
-              int iw = -g->pw + kj * g->dw;
-              for (int ow = 0; ow < g->ow; ow++, iw += g->sw)
-                if (iw >= 0 && iw < g->w)
-                  dst[iw] += r[ow];
+              if (g->sw == 1)
+                for (int ow = lo; ow < hi; ow++)
+                  dst[ow] += r[ow];
+              else
+                for (int ow = lo; ow < hi; ow++)
+                  dst[ow * g->sw] += r[ow];
             }
         }
+}
+
+/* Images per matrix product: small outputs (ResNet's 7x7) are batched so that the products
+ * are wide enough to run fast, within a workspace of about 16 MB. */
+#define TILE_FLOATS (4u << 20)
+
+static guint
+conv_tile (const CsNode *n, const CsShape *in, guint batch)
+{
+  gsize k = (gsize) (in->c / n->p.groups) * n->p.kh * n->p.kw, hw = n->shape.h * n->shape.w;
+  gsize cog = n->p.out / n->p.groups, per_image = (k + cog) * hw;
+  if (hw >= 1024)
+    return 1;
+  return (guint) CLAMP (TILE_FLOATS / MAX (per_image, 1), 1, batch);
+}
+
+/* Workspace of a tile: the column matrix [K, T*HW], then the output or its gradient [Cog, T*HW]. */
+static gsize
+conv_workspace (const CsNode *n, const CsShape *in, guint batch)
+{
+  gsize k = (gsize) (in->c / n->p.groups) * n->p.kh * n->p.kw, hw = n->shape.h * n->shape.w;
+  gsize cog = n->p.out / n->p.groups;
+  return (k + cog) * hw * conv_tile (n, in, batch);
 }
 
 static gboolean
@@ -145,31 +193,45 @@ conv_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
 {
   const CsNode *n = a->node;
   ConvGeom g = conv_geom (a);
-  int groups = n->p.groups, co = (int) n->p.out, cog = co / groups;
-  int K = g.c * g.kh * g.kw, hw = g.oh * g.ow;
+  int groups = n->p.groups, cog = (int) n->p.out / groups;
+  gsize K = (gsize) g.c * g.kh * g.kw, hw = (gsize) g.oh * g.ow;
   gsize in_vol = vol (&a->in_shape[0]), out_vol = vol (&n->shape);
-  for (guint b = 0; b < a->batch; b++)
-    for (int gi = 0; gi < groups; gi++)
-      {
-        const float *x = a->in[0] + b * in_vol + (gsize) gi * g.c * g.h * g.w;
-        float *y = a->out + b * out_vol + (gsize) gi * cog * hw;
-        const float *src = x;
-        if (!is_pointwise (&g))
-          {
-            im2col (x, &g, a->work);
-            src = a->work;
-          }
-        cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, cog, hw, K, 1.0f,
-                     a->w + (gsize) gi * cog * K, K, src, hw, 0.0f, y, hw);
-        if (a->b)
-          for (int c = 0; c < cog; c++)
-            {
-              float bias = a->b[gi * cog + c];
-              float *yc = y + (gsize) c * hw;
-              for (int i = 0; i < hw; i++)
-                yc[i] += bias;
-            }
-      }
+  guint tile = conv_tile (n, &a->in_shape[0], a->batch);
+  gboolean direct = tile == 1 && is_pointwise (&g);
+  for (guint b0 = 0; b0 < a->batch; b0 += tile)
+    {
+      guint t = MIN (tile, a->batch - b0);
+      gsize ld = t * hw;
+      float *col = a->work, *ytile = a->work + K * ld;
+      for (int gi = 0; gi < groups; gi++)
+        {
+          const float *src = a->in[0] + b0 * in_vol + (gsize) gi * g.c * g.h * g.w;
+          if (!direct)
+            for (guint i = 0; i < t; i++)
+              {
+                const float *x = a->in[0] + (b0 + i) * in_vol + (gsize) gi * g.c * g.h * g.w;
+                if (is_pointwise (&g))
+                  for (int c = 0; c < g.c; c++)
+                    memcpy (col + c * ld + i * hw, x + (gsize) c * hw, hw * sizeof (float));
+                else
+                  im2col (x, &g, col + i * hw, ld);
+              }
+          float *y = direct ? a->out + b0 * out_vol + (gsize) gi * cog * hw : ytile;
+          cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, cog, ld, K, 1.0f,
+                       a->w + (gsize) gi * cog * K, K, direct ? src : col, ld, 0.0f, y, ld);
+          for (guint i = 0; i < t; i++)
+            for (int c = 0; c < cog; c++)
+              {
+                float *dst = a->out + (b0 + i) * out_vol + (gsize) (gi * cog + c) * hw;
+                const float *from = y + c * ld + i * hw;
+                float bias = a->b ? a->b[gi * cog + c] : 0.0f;
+                if (direct && bias == 0.0f)
+                  continue;
+                for (gsize j = 0; j < hw; j++)
+                  dst[j] = from[j] + bias;
+              }
+        }
+    }
   return TRUE;
 }
 
@@ -178,47 +240,79 @@ conv_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
 {
   const CsNode *n = a->node;
   ConvGeom g = conv_geom (a);
-  int groups = n->p.groups, co = (int) n->p.out, cog = co / groups;
-  int K = g.c * g.kh * g.kw, hw = g.oh * g.ow;
+  int groups = n->p.groups, cog = (int) n->p.out / groups;
+  gsize K = (gsize) g.c * g.kh * g.kw, hw = (gsize) g.oh * g.ow;
   gsize in_vol = vol (&a->in_shape[0]), out_vol = vol (&n->shape);
-  gboolean pointwise = is_pointwise (&g);
-  for (guint b = 0; b < a->batch; b++)
-    for (int gi = 0; gi < groups; gi++)
-      {
-        gsize xoff = b * in_vol + (gsize) gi * g.c * g.h * g.w;
-        const float *x = a->in[0] + xoff;
-        const float *dy = a->d_out + b * out_vol + (gsize) gi * cog * hw;
-        const float *w = a->w + (gsize) gi * cog * K;
-        const float *src = x;
-        if (!pointwise)
-          {
-            im2col (x, &g, a->work);
-            src = a->work;
-          }
-        cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, cog, K, hw, 1.0f, dy, hw, src, hw,
-                     1.0f, a->dw + (gsize) gi * cog * K, K);
-        if (a->db)
-          for (int c = 0; c < cog; c++)
+  guint tile = conv_tile (n, &a->in_shape[0], a->batch);
+  gboolean pointwise = is_pointwise (&g), direct = tile == 1 && pointwise;
+  for (guint b0 = 0; b0 < a->batch; b0 += tile)
+    {
+      guint t = MIN (tile, a->batch - b0);
+      gsize ld = t * hw;
+      float *col = a->work, *dytile = a->work + K * ld;
+      for (int gi = 0; gi < groups; gi++)
+        {
+          gsize goff = (gsize) gi * g.c * g.h * g.w;
+          const float *w = a->w + (gsize) gi * cog * K;
+          /* The output gradient and the columns of this tile, as [Cog, T*HW] and [K, T*HW]. */
+          const float *dy = a->d_out + b0 * out_vol + (gsize) gi * cog * hw;
+          const float *src = a->in[0] + b0 * in_vol + goff;
+          if (!direct)
             {
-              const float *dyc = dy + (gsize) c * hw;
-              float s = 0;
-              for (int i = 0; i < hw; i++)
-                s += dyc[i];
-              a->db[gi * cog + c] += s;
+              for (guint i = 0; i < t; i++)
+                {
+                  const float *x = a->in[0] + (b0 + i) * in_vol + goff;
+                  for (int c = 0; c < cog; c++)
+                    memcpy (dytile + c * ld + i * hw,
+                            a->d_out + (b0 + i) * out_vol + (gsize) (gi * cog + c) * hw,
+                            hw * sizeof (float));
+                  if (pointwise)
+                    for (int c = 0; c < g.c; c++)
+                      memcpy (col + c * ld + i * hw, x + (gsize) c * hw, hw * sizeof (float));
+                  else
+                    im2col (x, &g, col + i * hw, ld);
+                }
+              dy = dytile;
+              src = col;
             }
-        if (a->d_in[0] == NULL)
-          continue;
-        float *dx = a->d_in[0] + xoff;
-        if (pointwise)
-          cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, K, hw, cog, 1.0f, w, K, dy, hw,
-                       1.0f, dx, hw);
-        else
-          {
-            cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, K, hw, cog, 1.0f, w, K, dy, hw,
-                         0.0f, a->work, hw);
-            col2im_add (a->work, &g, dx);
-          }
-      }
+          cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, cog, K, ld, 1.0f, dy, ld, src,
+                       ld, 1.0f, a->dw + (gsize) gi * cog * K, K);
+          if (a->db)
+            for (int c = 0; c < cog; c++)
+              {
+                const float *dyc = dy + c * ld;
+                float sum = 0;
+                for (gsize j = 0; j < ld; j++)
+                  sum += dyc[j];
+                a->db[gi * cog + c] += sum;
+              }
+          if (a->d_in[0] == NULL)
+            continue;
+          if (direct)
+            {
+              cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, K, ld, cog, 1.0f, w, K, dy,
+                           ld, 1.0f, a->d_in[0] + b0 * in_vol + goff, ld);
+              continue;
+            }
+          /* The columns are no longer needed: their gradient takes their place. */
+          cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, K, ld, cog, 1.0f, w, K, dy, ld,
+                       0.0f, col, ld);
+          for (guint i = 0; i < t; i++)
+            {
+              float *dx = a->d_in[0] + (b0 + i) * in_vol + goff;
+              if (pointwise)
+                for (int c = 0; c < g.c; c++)
+                  {
+                    const float *r = col + c * ld + i * hw;
+                    float *d = dx + (gsize) c * hw;
+                    for (gsize j = 0; j < hw; j++)
+                      d[j] += r[j];
+                  }
+              else
+                col2im_add (col + i * hw, &g, dx, ld);
+            }
+        }
+    }
   return TRUE;
 }
 
@@ -284,15 +378,17 @@ maxpool_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
             int h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
             int h1 = MIN (h0 + g.kh, g.h), w1 = MIN (w0 + g.kw, g.w);
             h0 = MAX (h0, 0), w0 = MAX (w0, 0);
+            /* Selects rather than branches: the comparisons are data-dependent. */
             float best = -INFINITY;
             gint32 bi = -1;
             for (int i = h0; i < h1; i++)
               for (int j = w0; j < w1; j++)
-                if (x[i * g.w + j] > best || bi < 0)
-                  {
-                    best = x[i * g.w + j];
-                    bi = i * g.w + j;
-                  }
+                {
+                  float v = x[i * g.w + j];
+                  gboolean take = v > best || bi < 0;
+                  best = take ? v : best;
+                  bi = take ? i * g.w + j : bi;
+                }
             y[oh * g.ow + ow] = bi < 0 ? 0.0f : best;
             if (idx)
               idx[oh * g.ow + ow] = bi;
@@ -543,14 +639,19 @@ out_numel (const CsKernelArgs *a)
   return vol (&a->node->shape) * a->batch;
 }
 
+/* Branch-free, so that random signs cost no mispredictions and the loops vectorise. */
 static gboolean
 relu_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
 {
   const float *x = a->in[0];
-  float slope = a->node->op == CS_OP_LEAKYRELU ? (float) a->node->p.p : 0.0f;
+  float *y = a->out, slope = a->node->op == CS_OP_LEAKYRELU ? (float) a->node->p.p : 0.0f;
   gsize n = out_numel (a);
-  for (gsize i = 0; i < n; i++)
-    a->out[i] = x[i] > 0 ? x[i] : slope * x[i];
+  if (slope == 0.0f)
+    for (gsize i = 0; i < n; i++)
+      y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+  else
+    for (gsize i = 0; i < n; i++)
+      y[i] = x[i] > 0.0f ? x[i] : slope * x[i];
   return TRUE;
 }
 
@@ -561,9 +662,15 @@ relu_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
   if (a->d_in[0] == NULL)
     return TRUE;
   float slope = a->node->op == CS_OP_LEAKYRELU ? (float) a->node->p.p : 0.0f;
+  const float *restrict y = a->out, *restrict dy = a->d_out;
+  float *restrict dx = a->d_in[0];
   gsize n = out_numel (a);
+  /* A 0/1 factor rather than a select: GCC turns the select into a branch here. */
   for (gsize i = 0; i < n; i++)
-    a->d_in[0][i] += a->out[i] > 0 ? a->d_out[i] : slope * a->d_out[i];
+    {
+      float pos = (float) (y[i] > 0.0f);
+      dx[i] += dy[i] * (pos + (1.0f - pos) * slope);
+    }
   return TRUE;
 }
 
@@ -871,10 +978,7 @@ static gsize
 cpu_workspace_size (CsBackend *be, const CsNode *n, const CsShape *in, guint batch)
 {
   if (n->op == CS_OP_CONV)
-    {
-      gsize k = (gsize) (in[0].c / n->p.groups) * n->p.kh * n->p.kw;
-      return k * n->shape.h * n->shape.w;
-    }
+    return conv_workspace (n, &in[0], batch);
   if (n->op == CS_OP_LRN)
     return 2 * vol (&in[0]);
   return 0;
