@@ -26,8 +26,8 @@
  *    columns, a group of consumers with a common post-dominator below j becoming a sub-region
  *    of its own). An edge v -> j is the identity shortcut: no column, an arc in a lane on the
  *    right of the region. A column is a chain v, ipdom(v), ... down to j. When j is T (an
- *    auxiliary classifier that never rejoins), the column holding the network's output stays
- *    under v and the others go to its right. Each box is placed once, by the first column
+ *    auxiliary classifier that never rejoins), the column leading to the network's output
+ *    stays under v and the others go to its right. Each box is placed once, by the first column
  *    that reaches it, so any DAG gets a position for every box; columns never share x.
  *    The work is a stack of tasks, not recursion, so deep nesting cannot overflow the stack.
  *
@@ -107,7 +107,7 @@ module_intern (ModTable *t, GString *scratch, const char *path)
   for (guint i = cuts->len; i > 0; i--)
     {
       gsize cut = g_array_index (cuts, gsize, i - 1);
-      Module m = { g_string_chunk_insert_len (t->chunk, path, cut), parent, 0, 0, NONE,
+      Module m = { g_string_chunk_insert_len (t->chunk, path, cut), parent, 0, NONE, NONE,
                    NO_FRAME };
       parent = t->mods->len;
       g_array_append_val (t->mods, m);
@@ -196,6 +196,7 @@ typedef struct {
   gint parent;             /* the enclosing frame, or NO_FRAME */
   guint depth;             /* 1 for an outermost frame */
   double x0, y0, x1, y1;   /* the boxes and frames inside, then padded */
+  double lane;             /* the rightmost shortcut lane inside, or -G_MAXDOUBLE */
   gboolean used;           /* holds at least one box */
 } Frame;
 
@@ -209,26 +210,40 @@ typedef struct {
   guint first, last, next;       /* items, and the next column of the region */
   guint nb, maxd;                /* boxes inside, deepest frame depth of one */
   gint common;                   /* the innermost frame around all its boxes */
-  double lext, rext;             /* extent left and right of its axis */
+  double lext, rext;             /* extent left and right of its axis, margin included */
+  double margin;                 /* room for the frames around its content */
+  double y0, y1;                 /* the rows it spans, frames included */
   double off;                    /* its axis relative to the region's */
 } Column;
 
 typedef struct {
   guint fork, join;              /* boxes; NONE for the virtual source, B for the sink */
-  guint first_col, last_col, n_cols, main_col;
+  guint first_col, last_col, main_col;
   gboolean arc, side;
   guint nb, maxd;
   gint common;
   double lext, rext, lane, x;    /* lane: the shortcut's x, relative to x */
+  double y0, y1;
 } Region;
 
-enum { TASK_CHAIN, TASK_FILL };
+enum { TASK_CHAIN, TASK_FILL, TASK_TREE };
 
 typedef struct {
-  guint kind, target;            /* CHAIN: a column; FILL: a region */
-  guint e, t, from;              /* CHAIN: start, stop, fork; FILL: -, join, fork */
+  guint kind, target;            /* CHAIN: a column; FILL, TREE: a region */
+  guint e, t, from;              /* CHAIN: start, stop, fork; FILL: -, join, fork;
+                                    TREE: virtual-tree node, join, fork */
   guint off, len;                /* FILL: its entries in ents */
 } Task;
+
+/* A node of the virtual tree of a region's entries in the post-dominator tree. */
+typedef struct {
+  guint box;
+  guint first, next;             /* children and siblings, in the order of their first entry */
+  guint key;                     /* the rank of its first entry among the fork's consumers */
+  gboolean entry;                /* a consumer of the fork, not only where entries meet */
+  guint8 reach, train;           /* some entry below leads to the output; all are train-only */
+  guint height;                  /* the longest path ahead of an entry below */
+} VNode;
 
 typedef struct {
   guint64 key;                   /* from << 32 | to */
@@ -255,11 +270,14 @@ typedef struct {
 
   guint *ipdom, *depth, *jump;   /* the post-dominator tree, B + 1 entries */
 
-  GArray *items, *cols, *regions, *tasks, *ents, *arcs;
+  guint *tin, *tout;             /* DFS entry and exit times in the post-dominator tree */
+
+  GArray *items, *cols, *regions, *tasks, *ents, *arcs, *vnodes;
   guint8 *placed, *down;
   guint *entry_from;             /* the fork whose column a box starts, or NONE */
   guint *stamp_of, *group_of, stamp;
-  guint key_out;                 /* the child of T above the network's output, or NONE */
+  guint8 *reaches_out;           /* per box: a path leads from it to the network's output */
+  guint *height;                 /* per box: boxes on the longest path from it to a sink */
 
   double *bx, *by;               /* box centre x, top y */
 } Ctx;
@@ -276,14 +294,17 @@ static void
 ctx_clear (Ctx *c)
 {
   modtable_clear (&c->mt);
-  GArray *arrays[] = { c->frames, c->items, c->cols, c->regions, c->tasks, c->ents, c->arcs };
+  GArray *arrays[] = { c->frames, c->items, c->cols, c->regions, c->tasks, c->ents, c->arcs,
+                       c->vnodes };
   for (guint i = 0; i < G_N_ELEMENTS (arrays); i++)
     if (arrays[i])
       g_array_free (arrays[i], TRUE);
   gpointer blocks[] = { c->box_node, c->box_module, c->box_members, c->box_of_node,
                         c->box_frame, c->e_from, c->e_to, c->in_start, c->out_start,
-                        c->out_adj, c->ipdom, c->depth, c->jump, c->placed, c->down,
-                        c->entry_from, c->stamp_of, c->group_of, c->bx, c->by };
+                        c->out_adj, c->ipdom, c->depth, c->jump, c->tin, c->tout,
+                        c->placed, c->down,
+                        c->entry_from, c->stamp_of, c->group_of, c->reaches_out, c->height,
+                        c->bx, c->by };
   for (guint i = 0; i < G_N_ELEMENTS (blocks); i++)
     g_free (blocks[i]);
 }
@@ -378,7 +399,7 @@ build_modules (Ctx *c, GHashTable *collapsed, GStringChunk *chunk)
       gint outer = up ? up->frame : NO_FRAME;
       if (m->collapsed == NONE && m->n_nodes >= 2)
         {
-          Frame f = { i, outer, frame_depth (c, outer) + 1, 0, 0, 0, 0, FALSE };
+          Frame f = { i, outer, frame_depth (c, outer) + 1, 0, 0, 0, 0, -G_MAXDOUBLE, FALSE };
           m->frame = c->frames->len;
           g_array_append_val (c->frames, f);
         }
@@ -442,6 +463,41 @@ build_boxes (Ctx *c, gboolean fold, GError **error)
       c->box_members[b]++;
     }
   return TRUE;
+}
+
+/* A frame around a single box says nothing that the box does not (with FOLD, FractalNet's
+ * conv-bn-relu unit is one box): such frames go, and their box belongs to the frame around
+ * them. A frame's count includes its sub-frames', so a dropped frame's sub-frames go too. */
+static void
+prune_frames (Ctx *c)
+{
+  guint nf = c->frames->len;
+  if (nf == 0)
+    return;
+  Frame *fr = (Frame *) c->frames->data;
+  g_autofree guint *count = g_new0 (guint, nf);
+  g_autofree gint *remap = g_new (gint, nf);
+  for (guint b = 0; b < c->B; b++)
+    if (c->box_frame[b] >= 0)
+      count[c->box_frame[b]]++;
+  for (guint i = nf; i > 0; i--)
+    if (fr[i - 1].parent >= 0)
+      count[fr[i - 1].parent] += count[i - 1];
+  for (guint i = 0; i < nf; i++)
+    {
+      gint up = fr[i].parent >= 0 ? remap[fr[i].parent] : NO_FRAME;
+      if (count[i] >= 2)
+        {
+          remap[i] = (gint) i;
+          fr[i].parent = up;
+          fr[i].depth = frame_depth (c, up) + 1;
+        }
+      else
+        remap[i] = up;
+    }
+  for (guint b = 0; b < c->B; b++)
+    if (c->box_frame[b] >= 0)
+      c->box_frame[b] = remap[c->box_frame[b]];
 }
 
 /* Box edges without duplicates, grouped by target, and the forward consumers of each box. */
@@ -559,6 +615,40 @@ build_postdominators (Ctx *c, GError **error)
       c->jump[b] = c->depth[p] - c->depth[jp] == c->depth[jp] - c->depth[c->jump[jp]]
                  ? c->jump[jp] : p;
     }
+
+  /* DFS times of the tree, for ancestor tests in O(1): children by counting sort, then an
+   * iterative walk from T. */
+  g_autofree guint *cstart = g_new0 (guint, B + 2);
+  g_autofree guint *child = g_new (guint, MAX (B, 1));
+  for (guint b = 0; b < B; b++)
+    cstart[c->ipdom[b] + 1]++;
+  for (guint b = 0; b <= B; b++)
+    cstart[b + 1] += cstart[b];
+  g_autofree guint *fill = g_memdup2 (cstart, (B + 2) * sizeof (guint));
+  for (guint b = 0; b < B; b++)
+    child[fill[c->ipdom[b]]++] = b;
+  c->tin = g_new (guint, B + 1);
+  c->tout = g_new (guint, B + 1);
+  g_autofree guint *stack = g_new (guint, B + 1);
+  g_autofree guint *next = g_memdup2 (cstart, (B + 1) * sizeof (guint));
+  guint sp = 0, clock = 0;
+  stack[sp++] = T;
+  c->tin[T] = clock++;
+  while (sp > 0)
+    {
+      guint v = stack[sp - 1];
+      if (next[v] < cstart[v + 1])
+        {
+          guint w = child[next[v]++];
+          c->tin[w] = clock++;
+          stack[sp++] = w;
+        }
+      else
+        {
+          c->tout[v] = clock++;
+          sp--;
+        }
+    }
   return TRUE;
 }
 
@@ -567,8 +657,8 @@ build_postdominators (Ctx *c, GError **error)
 static guint
 new_region (Ctx *c, guint fork, guint join)
 {
-  Region r = { fork, join, NONE, NONE, 0, NONE, FALSE, join == c->B, 0, 0, UNSET_FRAME,
-               0, 0, 0, 0 };
+  Region r = { fork, join, NONE, NONE, NONE, FALSE, join == c->B, 0, 0, UNSET_FRAME,
+               0, 0, 0, 0, 0, 0 };
   g_array_append_val (c->regions, r);
   return c->regions->len - 1;
 }
@@ -576,7 +666,7 @@ new_region (Ctx *c, guint fork, guint join)
 static guint
 new_column (Ctx *c, guint region)
 {
-  Column col = { NONE, NONE, NONE, 0, 0, UNSET_FRAME, 0, 0, 0 };
+  Column col = { NONE, NONE, NONE, 0, 0, UNSET_FRAME, 0, 0, 0, 0, 0, 0 };
   g_array_append_val (c->cols, col);
   guint ci = c->cols->len - 1;
   Region *r = &g_array_index (c->regions, Region, region);
@@ -585,7 +675,6 @@ new_column (Ctx *c, guint region)
   else
     g_array_index (c->cols, Column, r->last_col).next = ci;
   r->last_col = ci;
-  r->n_cols++;
   return ci;
 }
 
@@ -663,105 +752,185 @@ run_chain (Ctx *c, guint col, guint e, guint t, guint from)
     }
 }
 
-/* The column key of entry E in a region ending at T: the child of T above E in the
- * post-dominator tree. E itself when T is not above it, which a DAG should not give. */
-static guint
-group_key (const Ctx *c, guint e, guint t)
+/* Whether A is B or above it in the post-dominator tree. */
+static gboolean
+pd_above (const Ctx *c, guint a, guint b)
 {
-  if (c->depth[e] <= c->depth[t] || pd_ancestor (c, e, c->depth[t]) != t)
-    return e;
-  return pd_ancestor (c, e, c->depth[t] + 1);
+  return c->tin[a] <= c->tin[b] && c->tout[b] <= c->tout[a];
 }
 
-/* Sorts the entries of region R (from fork U, ending at T) into columns. */
+/* Sorting with the context passed along, not in a global: layouts may run in threads. */
+static gint
+compare_tin (gconstpointer a, gconstpointer b, gpointer data)
+{
+  const Ctx *c = data;
+  guint x = c->tin[*(const guint *) a], y = c->tin[*(const guint *) b];
+  return (x > y) - (x < y);
+}
+
+static int
+compare_sibling (const void *a, const void *b)
+{
+  const guint *x = a, *y = b;   /* (parent, key, index) */
+  for (guint i = 0; i < 3; i++)
+    if (x[i] != y[i])
+      return x[i] < y[i] ? -1 : 1;
+  return 0;
+}
+
+/* Sorts the entries of region R (consumers of fork U, NONE for the virtual source) into
+ * columns, the region ending at T.
+ *
+ * Two entries share a column when their paths up the post-dominator tree meet below T; the
+ * columns are the subtrees of T in the virtual tree of the entries (the entries, T, and the
+ * meeting points of entries next to each other in DFS order), and a meeting point j below T
+ * makes a sub-region from U to j in its column (FractalNet's nested columns). Building that
+ * tree once per region costs O(k log k) for k entries, where splitting the entries level by
+ * level would cost O(k^2) for a chain of joins each taking one more consumer of U. */
 static void
 fill_region (Ctx *c, guint r, guint u, guint t, guint off, guint len)
 {
   g_autofree guint *ent = g_memdup2 (&g_array_index (c->ents, guint, off), len * sizeof (guint));
-  g_autofree guint *gid = g_new (guint, len);
-  g_autofree guint *gkey = g_new (guint, len);
-  guint n_groups = 0;
+  g_autofree guint *pts = g_new (guint, 2 * len + 1);
+  guint n = 0;
   c->stamp++;
   for (guint i = 0; i < len; i++)
     {
       guint e = ent[i];
-      gid[i] = NONE;
       if (e == t)
         {
-          /* A consumer of the fork that is the sub-region's own join: a shortcut. */
+          /* A consumer of the fork that is the region's own join: a shortcut. */
           if (u != NONE)
             add_arc (c, u, t, r);
           continue;
         }
-      guint k = group_key (c, e, t);
-      if (c->stamp_of[k] != c->stamp)
+      if (c->depth[e] <= c->depth[t] || !pd_above (c, t, e))
         {
-          c->stamp_of[k] = c->stamp;
-          c->group_of[k] = n_groups;
-          gkey[n_groups++] = k;
-        }
-      gid[i] = c->group_of[k];
-    }
-  if (n_groups == 0)
-    return;
-
-  /* Entries by group, keeping their order. */
-  g_autofree guint *gstart = g_new0 (guint, n_groups + 1);
-  for (guint i = 0; i < len; i++)
-    if (gid[i] != NONE)
-      gstart[gid[i] + 1]++;
-  for (guint k = 0; k < n_groups; k++)
-    gstart[k + 1] += gstart[k];
-  g_autofree guint *gfill = g_memdup2 (gstart, (n_groups + 1) * sizeof (guint));
-  g_autofree guint *sorted = g_new (guint, MAX (gstart[n_groups], 1));
-  for (guint i = 0; i < len; i++)
-    if (gid[i] != NONE)
-      sorted[gfill[gid[i]]++] = ent[i];
-
-  /* A group of one is a chain; a group of several meets at its common post-dominator j below
-   * T: a sub-region from the same fork to j, then the chain from j. */
-  typedef struct { guint col, e, j, sub; } Plan;
-  GArray *plans = g_array_new (FALSE, FALSE, sizeof (Plan));
-  Region *reg = &g_array_index (c->regions, Region, r);
-  gboolean side = reg->side;
-  for (guint k = 0; k < n_groups; k++)
-    {
-      guint size = gstart[k + 1] - gstart[k];
-      const guint *members = sorted + gstart[k];
-      guint j = members[0];
-      for (guint i = 1; i < size; i++)
-        j = pd_common (c, j, members[i]);
-      gboolean nested = size > 1 && j != t && c->depth[j] > c->depth[t];
-      if (!nested)
-        {
-          for (guint i = 0; i < size; i++)
-            {
-              Plan p = { new_column (c, r), members[i], NONE, NONE };
-              if (side && gkey[k] == c->key_out)
-                g_array_index (c->regions, Region, r).main_col = p.col;
-              g_array_append_val (plans, p);
-            }
+          /* T does not post-dominate E, which a DAG does not give: a column of its own. */
+          guint col = new_column (c, r);
+          push_task (c, TASK_CHAIN, col, e, t, u, 0, 0);
           continue;
         }
-      Plan p = { new_column (c, r), j, j, NONE };
-      if (side && gkey[k] == c->key_out)
-        g_array_index (c->regions, Region, r).main_col = p.col;
-      p.sub = new_region (c, u, j);
-      append_item (c, p.col, ITEM_REGION, p.sub);
-      guint sub_off = c->ents->len;
-      g_array_append_vals (c->ents, members, size);
-      /* Pushed before the chain from j, so that it runs after: the columns fill top-down. */
-      push_task (c, TASK_CHAIN, p.col, j, t, NONE, 0, 0);
-      push_task (c, TASK_FILL, p.sub, NONE, j, u, sub_off, size);
-      p.e = NONE;
-      g_array_append_val (plans, p);
+      c->stamp_of[e] = c->stamp;
+      c->group_of[e] = i;      /* the entry's rank: columns keep the consumers' order */
+      pts[n++] = e;
     }
-  /* Chains pushed last to first, so that the first column is laid out first. */
+  if (n == 0)
+    return;
+
+  /* The virtual tree: the entries sorted by DFS order, the meeting points of neighbours,
+   * and T above them all. */
+  g_qsort_with_data (pts, n, sizeof (guint), compare_tin, c);
+  guint m = n;
+  for (guint i = 0; i + 1 < n; i++)
+    pts[m++] = pd_common (c, pts[i], pts[i + 1]);
+  pts[m++] = t;
+  g_qsort_with_data (pts, m, sizeof (guint), compare_tin, c);
+  guint k = 0;
+  for (guint i = 0; i < m; i++)
+    if (k == 0 || pts[i] != pts[k - 1])
+      pts[k++] = pts[i];
+
+  guint base = c->vnodes->len;
+  g_array_set_size (c->vnodes, base + k);
+  VNode *vn = &g_array_index (c->vnodes, VNode, base);
+  g_autofree guint *stack = g_new (guint, k);
+  g_autofree guint *parent = g_new (guint, k);
+  guint sp = 0;
+  for (guint i = 0; i < k; i++)
+    {
+      guint b = pts[i];
+      gboolean entry = c->stamp_of[b] == c->stamp;
+      vn[i] = (VNode) { b, NONE, NONE, entry ? c->group_of[b] : G_MAXUINT, entry,
+                        entry && c->reaches_out[b],
+                        !entry || (cs_graph_node (c->g, c->box_node[b])->flags
+                                   & CS_NODE_TRAIN_ONLY) != 0,
+                        entry ? c->height[b] : 0 };
+      while (sp > 0 && !pd_above (c, pts[stack[sp - 1]], b))
+        sp--;
+      parent[i] = sp > 0 ? stack[sp - 1] : NONE;
+      stack[sp++] = i;
+    }
+  /* What a column needs to know of its entries, gathered up the tree (children follow their
+   * parent in DFS order). */
+  for (guint i = k; i > 1; i--)
+    {
+      VNode *ch = &vn[i - 1], *up = &vn[parent[i - 1]];
+      up->key = MIN (up->key, ch->key);
+      up->reach |= ch->reach;
+      up->train &= ch->train;
+      up->height = MAX (up->height, ch->height);
+    }
+  /* Children linked in the order of their first entry. */
+  g_autofree guint *sib = g_new (guint, 3 * MAX (k - 1, 1));
+  for (guint i = 1; i < k; i++)
+    sib[3 * (i - 1)] = parent[i], sib[3 * (i - 1) + 1] = vn[i].key, sib[3 * (i - 1) + 2] = i;
+  qsort (sib, k - 1, 3 * sizeof (guint), compare_sibling);
+  for (guint i = k - 1; i > 0; i--)
+    {
+      guint child = sib[3 * (i - 1) + 2], up = sib[3 * (i - 1)];
+      vn[child].next = vn[up].first;
+      vn[up].first = base + child;
+    }
+  push_task (c, TASK_TREE, r, base, t, u, 0, 0);
+}
+
+/* Of the columns of a region that never rejoins, the one that stays under the fork: the
+ * network's own path rather than a side branch. Best is a column that leads to the network's
+ * output, then one that is not training-only, then the one with the longest path ahead of it
+ * (GoogLeNet: inception_4b's branches rather than the first auxiliary classifier). */
+static guint
+main_child (const Ctx *c, guint p)
+{
+  guint best = NONE;
+  guint64 best_score = 0;
+  for (guint ch = g_array_index (c->vnodes, VNode, p).first; ch != NONE;
+       ch = g_array_index (c->vnodes, VNode, ch).next)
+    {
+      const VNode *v = &g_array_index (c->vnodes, VNode, ch);
+      guint64 score = (guint64) v->reach << 34 | (guint64) !v->train << 33
+                    | ((guint64) v->height + 1);
+      if (best == NONE || score > best_score)
+        best = ch, best_score = score;
+    }
+  return best;
+}
+
+/* The columns of region R under virtual-tree node P (the region's join, or a meeting point
+ * of entries below it): one per child, a chain for a single entry, a sub-region from the same
+ * fork U to the child's box for several. */
+static void
+fill_tree (Ctx *c, guint r, guint p, guint u)
+{
+  guint t = g_array_index (c->vnodes, VNode, p).box;
+  guint main = g_array_index (c->regions, Region, r).side ? main_child (c, p) : NONE;
+  typedef struct { guint col, node, sub; } Plan;
+  GArray *plans = g_array_new (FALSE, FALSE, sizeof (Plan));
+  for (guint ch = g_array_index (c->vnodes, VNode, p).first; ch != NONE;
+       ch = g_array_index (c->vnodes, VNode, ch).next)
+    {
+      const VNode v = g_array_index (c->vnodes, VNode, ch);
+      Plan plan = { new_column (c, r), ch, NONE };
+      if (ch == main)
+        g_array_index (c->regions, Region, r).main_col = plan.col;
+      if (v.first != NONE)
+        {
+          plan.sub = new_region (c, u, v.box);
+          append_item (c, plan.col, ITEM_REGION, plan.sub);
+          if (v.entry && u != NONE)
+            add_arc (c, u, v.box, plan.sub);
+        }
+      g_array_append_val (plans, plan);
+    }
+  /* Pushed last to first, each sub-region's columns before its chain, so that the columns
+   * are laid out left to right and top down. */
   for (guint i = plans->len; i > 0; i--)
     {
-      const Plan *p = &g_array_index (plans, Plan, i - 1);
-      if (p->e != NONE)
-        push_task (c, TASK_CHAIN, p->col, p->e, t, u, 0, 0);
+      const Plan *plan = &g_array_index (plans, Plan, i - 1);
+      guint box = g_array_index (c->vnodes, VNode, plan->node).box;
+      push_task (c, TASK_CHAIN, plan->col, box, t, plan->sub == NONE ? u : NONE, 0, 0);
+      if (plan->sub != NONE)
+        push_task (c, TASK_TREE, plan->sub, plan->node, box, u, 0, 0);
     }
   g_array_free (plans, TRUE);
 }
@@ -777,8 +946,10 @@ run_tasks (Ctx *c, GError **error)
       g_array_set_size (c->tasks, c->tasks->len - 1);
       if (task.kind == TASK_CHAIN)
         run_chain (c, task.target, task.e, task.t, task.from);
-      else
+      else if (task.kind == TASK_FILL)
         fill_region (c, task.target, task.from, task.t, task.off, task.len);
+      else
+        fill_tree (c, task.target, task.e, task.from);
     }
   return TRUE;
 }
@@ -793,6 +964,7 @@ build_structure (Ctx *c, GError **error)
   c->tasks = g_array_new (FALSE, FALSE, sizeof (Task));
   c->ents = g_array_new (FALSE, FALSE, sizeof (guint));
   c->arcs = g_array_new (FALSE, FALSE, sizeof (Arc));
+  c->vnodes = g_array_new (FALSE, FALSE, sizeof (VNode));
   c->placed = g_new0 (guint8, B + 1);
   c->down = g_new0 (guint8, B + 1);
   c->entry_from = g_new (guint, B + 1);
@@ -801,10 +973,19 @@ build_structure (Ctx *c, GError **error)
   for (guint b = 0; b <= B; b++)
     c->entry_from[b] = NONE;
 
-  c->key_out = NONE;
+  /* What side regions need to tell the network's path from a side branch. */
+  c->reaches_out = g_new0 (guint8, B + 1);
+  c->height = g_new0 (guint, B + 1);
   const CsNode *out = cs_graph_output (c->g);
   if (out)
-    c->key_out = pd_ancestor (c, c->box_of_node[out->id], 1);
+    c->reaches_out[c->box_of_node[out->id]] = 1;
+  for (guint v = B; v > 0; v--)
+    for (guint k = c->out_start[v - 1]; k < c->out_start[v]; k++)
+      {
+        guint w = c->out_adj[k];
+        c->reaches_out[v - 1] |= c->reaches_out[w];
+        c->height[v - 1] = MAX (c->height[v - 1], c->height[w] + 1);
+      }
 
   /* The root: a region from a virtual source to the virtual sink, its entries the boxes that
    * nothing feeds. */
@@ -837,6 +1018,47 @@ build_structure (Ctx *c, GError **error)
 
 /* ---- Geometry --------------------------------------------------------------------------- */
 
+/* The right edge, from the axis of column COL, of what COL holds between rows Y0 and Y1, the
+ * margin of COL itself left out. Looks at no more than BUDGET items in all; past that, a
+ * column counts whole, as if it filled every row: never an overlap, at worst a side column
+ * further right, and the work per side column stays bounded. */
+static double
+band_right (const Ctx *c, guint col, double y0, double y1, guint *budget)
+{
+  const CsLayoutMetrics *m = &c->m;
+  const Column *cl = &g_array_index (c->cols, Column, col);
+  double right = -G_MAXDOUBLE;
+  for (guint ii = cl->first; ii != NONE; ii = g_array_index (c->items, Item, ii).next)
+    {
+      if (*budget == 0)
+        return cl->rext - cl->margin;
+      (*budget)--;
+      const Item *it = &g_array_index (c->items, Item, ii);
+      if (it->kind == ITEM_BOX)
+        {
+          double pad = m->module_pad * frame_depth (c, c->box_frame[it->index]);
+          if (c->by[it->index] - pad < y1 && c->by[it->index] + m->node_height + pad > y0)
+            right = MAX (right, m->node_width / 2);
+          continue;
+        }
+      const Region *r = &g_array_index (c->regions, Region, it->index);
+      if (r->y0 >= y1 || r->y1 <= y0)
+        continue;
+      for (guint ci = r->first_col; ci != NONE; ci = g_array_index (c->cols, Column, ci).next)
+        {
+          const Column *sub = &g_array_index (c->cols, Column, ci);
+          if (sub->nb == 0 || sub->y0 >= y1 || sub->y1 <= y0)
+            continue;
+          double inner = band_right (c, ci, y0, y1, budget);
+          if (inner > -G_MAXDOUBLE)
+            right = MAX (right, sub->off + inner + sub->margin);
+        }
+      if (r->arc)
+        right = MAX (right, r->rext);
+    }
+  return right;
+}
+
 /* Widths, from the innermost regions out: regions are created after the region that holds
  * them, so going backwards meets every region after its sub-regions. */
 static void
@@ -848,10 +1070,12 @@ measure (Ctx *c)
     {
       Region *r = &g_array_index (c->regions, Region, ri - 1);
       r->nb = 0, r->maxd = 0, r->common = UNSET_FRAME;
+      r->y0 = G_MAXDOUBLE, r->y1 = -G_MAXDOUBLE;
       for (guint ci = r->first_col; ci != NONE; ci = g_array_index (c->cols, Column, ci).next)
         {
           Column *col = &g_array_index (c->cols, Column, ci);
           col->nb = 0, col->maxd = 0, col->common = UNSET_FRAME, col->lext = col->rext = 0;
+          col->y0 = G_MAXDOUBLE, col->y1 = -G_MAXDOUBLE;
           for (guint ii = col->first; ii != NONE; ii = g_array_index (c->items, Item, ii).next)
             {
               const Item *it = &g_array_index (c->items, Item, ii);
@@ -863,6 +1087,9 @@ measure (Ctx *c)
                   col->common = frame_common (c, col->common, f);
                   col->maxd = MAX (col->maxd, frame_depth (c, f));
                   col->nb++;
+                  double pad = m->module_pad * frame_depth (c, f);
+                  col->y0 = MIN (col->y0, c->by[it->index] - pad);
+                  col->y1 = MAX (col->y1, c->by[it->index] + m->node_height + pad);
                 }
               else
                 {
@@ -874,6 +1101,8 @@ measure (Ctx *c)
                       col->common = frame_common (c, col->common, sub->common);
                       col->maxd = MAX (col->maxd, sub->maxd);
                       col->nb += sub->nb;
+                      col->y0 = MIN (col->y0, sub->y0);
+                      col->y1 = MAX (col->y1, sub->y1);
                     }
                 }
             }
@@ -882,6 +1111,8 @@ measure (Ctx *c)
               r->common = frame_common (c, r->common, col->common);
               r->maxd = MAX (r->maxd, col->maxd);
               r->nb += col->nb;
+              r->y0 = MIN (r->y0, col->y0);
+              r->y1 = MAX (r->y1, col->y1);
             }
         }
 
@@ -904,9 +1135,9 @@ measure (Ctx *c)
           col->off = 0;
           if (col->nb == 0)
             continue;
-          double margin = m->module_pad * (col->maxd - MIN (col->maxd, shared));
-          col->lext += margin;
-          col->rext += margin;
+          col->margin = m->module_pad * (col->maxd - MIN (col->maxd, shared));
+          col->lext += col->margin;
+          col->rext += col->margin;
           total += col->lext + col->rext;
           shown++;
         }
@@ -915,19 +1146,32 @@ measure (Ctx *c)
       r->lext = r->rext = 0;
       if (shown > 0 && r->side)
         {
-          /* The column with the network's output stays under the fork; the rest go right. */
+          /* The column with the network's output stays under the fork; the rest go right, the
+           * first of them only as far as the main column is wide over the rows it spans
+           * (GoogLeNet's first classifier beside inception_4b, not beyond the second one). */
           const Column *mc = &g_array_index (c->cols, Column, main);
           r->lext = mc->lext;
-          double pos = mc->rext;
+          r->rext = mc->rext;
+          double pos = -G_MAXDOUBLE;
           for (guint ci = r->first_col; ci != NONE; ci = g_array_index (c->cols, Column, ci).next)
             {
               Column *col = &g_array_index (c->cols, Column, ci);
               if (col->nb == 0 || ci == main)
                 continue;
-              col->off = pos + m->h_gap + col->lext;
+              double top = r->fork < c->B ? c->by[r->fork] + m->node_height : col->y0;
+              guint budget = 256;
+              double beside = MAX (band_right (c, main, top, col->y1, &budget) + mc->margin, half);
+              col->off = MAX (pos, beside) + m->h_gap + col->lext;
               pos = col->off + col->rext;
+              r->rext = MAX (r->rext, pos);
             }
-          r->rext = pos;
+        }
+      else if (shown == 1)
+        {
+          /* One column keeps the fork's axis, whatever hangs on its right (shortcuts). */
+          const Column *mc = &g_array_index (c->cols, Column, main);
+          r->lext = mc->lext;
+          r->rext = mc->rext;
         }
       else if (shown > 0)
         {
@@ -944,9 +1188,21 @@ measure (Ctx *c)
         }
       if (r->arc)
         {
+          /* The shortcut passes outside the frames of the block it jumps over (those around
+           * the columns but not around the fork), as the papers draw it. */
           double base = MAX (r->rext, half);
+          if (r->nb > 0 && r->fork < c->B)
+            {
+              gint outer = frame_common (c, r->common, c->box_frame[r->fork]);
+              base += m->module_pad * (frame_depth (c, r->common) - frame_depth (c, outer));
+            }
           r->lane = base + m->h_gap / 2;
           r->rext = base + m->h_gap;
+          if (r->fork < c->B && r->join < c->B)
+            {
+              r->y0 = MIN (r->y0, c->by[r->fork] + m->node_height);
+              r->y1 = MAX (r->y1, c->by[r->join]);
+            }
         }
     }
 }
@@ -1026,11 +1282,24 @@ place_frames (Ctx *c)
           fr[f].x1 = MAX (fr[f].x1, x1), fr[f].y1 = MAX (fr[f].y1, y1);
         }
     }
+  /* A shortcut's lane lies outside the block it jumps over but inside the frame around both
+   * ends (ResNet's stage around its blocks' shortcuts). The columns' margins leave room. */
+  for (guint ri = 0; ri < c->regions->len; ri++)
+    {
+      const Region *r = &g_array_index (c->regions, Region, ri);
+      if (!r->arc || r->nb == 0 || r->fork >= c->B || r->join >= c->B)
+        continue;
+      gint f = frame_common (c, frame_common (c, r->common, c->box_frame[r->fork]),
+                             c->box_frame[r->join]);
+      if (f >= 0)
+        fr[f].lane = MAX (fr[f].lane, r->x + r->lane);
+    }
   for (guint i = c->frames->len; i > 0; i--)
     {
       Frame *f = &fr[i - 1];
       if (!f->used)
         continue;
+      f->x1 = MAX (f->x1, f->lane);
       f->x0 -= m->module_pad, f->y0 -= m->module_pad;
       f->x1 += m->module_pad, f->y1 += m->module_pad;
       if (f->parent < 0)
@@ -1056,6 +1325,8 @@ compare_arcs (const void *a, const void *b)
 static const Arc *
 find_arc (const Ctx *c, guint from, guint to)
 {
+  if (c->arcs->len == 0)
+    return NULL;
   Arc key = { (guint64) from << 32 | to, 0 };
   return bsearch (&key, c->arcs->data, c->arcs->len, sizeof (Arc), compare_arcs);
 }
@@ -1270,15 +1541,15 @@ cs_layout_compute (const CsGraph *g, GHashTable *collapsed, gboolean fold,
 
   build_modules (&c, collapsed, chunk);
   CsLayout *out = NULL;
-  if (build_boxes (&c, fold, error) && build_edges (&c, error)
+  if (build_boxes (&c, fold, error) && (prune_frames (&c), build_edges (&c, error))
       && build_postdominators (&c, error) && build_structure (&c, error))
     {
       c.bx = g_new0 (double, c.B + 1);
       c.by = g_new0 (double, c.B + 1);
-      measure (&c);
-      place_x (&c);
       if (place_y (&c, error))
         {
+          measure (&c);
+          place_x (&c);
           place_frames (&c);
           out = assemble (&c, chunk, error);
         }
