@@ -1,6 +1,7 @@
 /* Layout of a graph for drawing: series-parallel columns found from post-dominators, rows from a
  * weighted longest path, frames around expanded modules and Bezier curves for the edges. */
 #include "cs-layout.h"
+#include "cs-stats.h"
 
 #include <math.h>
 #include <string.h>
@@ -339,19 +340,6 @@ sane_metrics (const CsLayoutMetrics *in, CsLayoutMetrics *out)
 #undef TAKE
 }
 
-/* The lecture view's folding rule, kept identical to `foldable` in cs-stats.c (which is static
- * there): an in-place layer whose single input is a layer, not the input, that feeds nothing
- * else, and on the same side of the training-only line. */
-static gboolean
-layout_foldable (const CsGraph *g, const CsNode *n)
-{
-  if (!(cs_layer_class (n->op)->flags & CS_LAYER_INPLACE) || n->n_inputs != 1)
-    return FALSE;
-  const CsNode *in = cs_graph_node (g, n->inputs[0]);
-  return in->op != CS_OP_INPUT && g->n_consumers[in->id] == 1
-      && (in->flags & CS_NODE_TRAIN_ONLY) == (n->flags & CS_NODE_TRAIN_ONLY);
-}
-
 static guint
 frame_depth (const Ctx *c, gint f)
 {
@@ -433,7 +421,7 @@ build_boxes (Ctx *c, gboolean fold, GError **error)
       guint coll = mod != NONE ? mods[mod].collapsed : NONE;
       if (coll != NONE)
         key[i] = mods[coll].last_node;
-      else if (fold && layout_foldable (g, node))
+      else if (fold && cs_stats_foldable (g, node))
         {
           guint in = node->inputs[0];
           guint in_mod = c->mt.of_node[in];

@@ -57,8 +57,8 @@ rf_union (CsRf *acc, const CsRf *in, gboolean first)
   acc->jump = MAX (acc->jump, in->jump);
 }
 
-static gboolean
-foldable (const CsGraph *g, const CsNode *n)
+gboolean
+cs_stats_foldable (const CsGraph *g, const CsNode *n)
 {
   if (!(cs_layer_class (n->op)->flags & CS_LAYER_INPLACE) || n->n_inputs != 1)
     return FALSE;
@@ -158,7 +158,7 @@ cs_stats_compute (CsGraph *g, guint64 batch, GError **error)
 
       CsRow row = { .head = i, .n_folded = 0, .st = *s };
       g_array_append_val (st->unfolded, row);
-      if (foldable (g, node))
+      if (cs_stats_foldable (g, node))
         {
           guint r = row_of[node->inputs[0]];
           CsRow *target = &g_array_index (st->folded, CsRow, r);

@@ -33,6 +33,10 @@ struct _CsStats {
 };
 
 CsStats *cs_stats_compute (CsGraph *g, guint64 batch, GError **error);
+
+/* The lecture view's rule: N is an in-place layer whose single input is a layer (not the
+ * network's input) that feeds nothing else, on the same side of the training-only line. */
+gboolean cs_stats_foldable (const CsGraph *g, const CsNode *n);
 void     cs_stats_free    (CsStats *st);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CsStats, cs_stats_free)
 
