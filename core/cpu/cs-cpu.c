@@ -188,16 +188,41 @@ conv_workspace (const CsNode *n, const CsShape *in, guint batch)
   return (k + cog) * hw * conv_tile (n, in, batch);
 }
 
+/* What forward and backward both derive from a convolution's arguments. */
+typedef struct {
+  ConvGeom g;
+  int groups, cog;              /* groups, output channels per group */
+  gsize K, hw;                  /* column matrix rows, output positions per image */
+  gsize in_vol, out_vol;
+  guint tile;                   /* images per matrix product */
+  gboolean pointwise, direct;   /* 1x1 stride 1; and one image at a time: no copies at all */
+} ConvRun;
+
+static ConvRun
+conv_run (const CsKernelArgs *a)
+{
+  const CsNode *n = a->node;
+  ConvRun r = { .g = conv_geom (a), .groups = (int) n->p.groups };
+  r.cog = (int) n->p.out / r.groups;
+  r.K = (gsize) r.g.c * r.g.kh * r.g.kw;
+  r.hw = (gsize) r.g.oh * r.g.ow;
+  r.in_vol = vol (&a->in_shape[0]);
+  r.out_vol = vol (&n->shape);
+  r.tile = conv_tile (n, &a->in_shape[0], a->batch);
+  r.pointwise = is_pointwise (&r.g);
+  r.direct = r.tile == 1 && r.pointwise;
+  return r;
+}
+
 static gboolean
 conv_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
 {
-  const CsNode *n = a->node;
-  ConvGeom g = conv_geom (a);
-  int groups = n->p.groups, cog = (int) n->p.out / groups;
-  gsize K = (gsize) g.c * g.kh * g.kw, hw = (gsize) g.oh * g.ow;
-  gsize in_vol = vol (&a->in_shape[0]), out_vol = vol (&n->shape);
-  guint tile = conv_tile (n, &a->in_shape[0], a->batch);
-  gboolean direct = tile == 1 && is_pointwise (&g);
+  ConvRun r = conv_run (a);
+  ConvGeom g = r.g;
+  int groups = r.groups, cog = r.cog;
+  gsize K = r.K, hw = r.hw, in_vol = r.in_vol, out_vol = r.out_vol;
+  guint tile = r.tile;
+  gboolean direct = r.direct;
   for (guint b0 = 0; b0 < a->batch; b0 += tile)
     {
       guint t = MIN (tile, a->batch - b0);
@@ -238,13 +263,12 @@ conv_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
 static gboolean
 conv_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
 {
-  const CsNode *n = a->node;
-  ConvGeom g = conv_geom (a);
-  int groups = n->p.groups, cog = (int) n->p.out / groups;
-  gsize K = (gsize) g.c * g.kh * g.kw, hw = (gsize) g.oh * g.ow;
-  gsize in_vol = vol (&a->in_shape[0]), out_vol = vol (&n->shape);
-  guint tile = conv_tile (n, &a->in_shape[0], a->batch);
-  gboolean pointwise = is_pointwise (&g), direct = tile == 1 && pointwise;
+  ConvRun r = conv_run (a);
+  ConvGeom g = r.g;
+  int groups = r.groups, cog = r.cog;
+  gsize K = r.K, hw = r.hw, in_vol = r.in_vol, out_vol = r.out_vol;
+  guint tile = r.tile;
+  gboolean pointwise = r.pointwise, direct = r.direct;
   for (guint b0 = 0; b0 < a->batch; b0 += tile)
     {
       guint t = MIN (tile, a->batch - b0);
@@ -303,10 +327,10 @@ conv_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
               if (pointwise)
                 for (int c = 0; c < g.c; c++)
                   {
-                    const float *r = col + c * ld + i * hw;
+                    const float *src = col + c * ld + i * hw;
                     float *d = dx + (gsize) c * hw;
                     for (gsize j = 0; j < hw; j++)
-                      d[j] += r[j];
+                      d[j] += src[j];
                   }
               else
                 col2im_add (col + i * hw, &g, dx, ld);
