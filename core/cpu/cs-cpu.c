@@ -327,10 +327,10 @@ conv_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
               if (pointwise)
                 for (int c = 0; c < g.c; c++)
                   {
-                    const float *src = col + c * ld + i * hw;
+                    const float *from = col + c * ld + i * hw;
                     float *d = dx + (gsize) c * hw;
                     for (gsize j = 0; j < hw; j++)
-                      d[j] += src[j];
+                      d[j] += from[j];
                   }
               else
                 col2im_add (col + i * hw, &g, dx, ld);
