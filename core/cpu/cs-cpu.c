@@ -385,38 +385,43 @@ pool_geom (const CsKernelArgs *a)
                       (int) a->node->shape.w };
 }
 
+/* Max pooling keeps no indices: the row maxima are taken first (contiguous, so vectorised), then
+ * the window maxima along them; backward finds each window's first maximum again from the input
+ * and the output, which training keeps. */
 static gboolean
 maxpool_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
 {
   PoolGeom g = pool_geom (a);
   gsize planes = (gsize) a->batch * a->in_shape[0].c;
-  gint32 *arg = (gint32 *) a->saved;
+  float *rowmax = a->work;
   for (gsize pl = 0; pl < planes; pl++)
     {
       const float *x = a->in[0] + pl * g.h * g.w;
       float *y = a->out + pl * g.oh * g.ow;
-      gint32 *idx = arg ? arg + pl * g.oh * g.ow : NULL;
       for (int oh = 0; oh < g.oh; oh++)
-        for (int ow = 0; ow < g.ow; ow++)
-          {
-            int h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
-            int h1 = MIN (h0 + g.kh, g.h), w1 = MIN (w0 + g.kw, g.w);
-            h0 = MAX (h0, 0), w0 = MAX (w0, 0);
-            /* Selects rather than branches: the comparisons are data-dependent. */
-            float best = -INFINITY;
-            gint32 bi = -1;
-            for (int i = h0; i < h1; i++)
-              for (int j = w0; j < w1; j++)
-                {
-                  float v = x[i * g.w + j];
-                  gboolean take = v > best || bi < 0;
-                  best = take ? v : best;
-                  bi = take ? i * g.w + j : bi;
-                }
-            y[oh * g.ow + ow] = bi < 0 ? 0.0f : best;
-            if (idx)
-              idx[oh * g.ow + ow] = bi;
-          }
+        {
+          int h0 = MAX (oh * g.sh - g.ph, 0), h1 = MIN (oh * g.sh - g.ph + g.kh, g.h);
+          if (h0 >= h1)
+            {
+              memset (y + oh * g.ow, 0, g.ow * sizeof (float));
+              continue;
+            }
+          memcpy (rowmax, x + (gsize) h0 * g.w, g.w * sizeof (float));
+          for (int i = h0 + 1; i < h1; i++)
+            {
+              const float *r = x + (gsize) i * g.w;
+              for (int j = 0; j < g.w; j++)
+                rowmax[j] = r[j] > rowmax[j] ? r[j] : rowmax[j];
+            }
+          for (int ow = 0; ow < g.ow; ow++)
+            {
+              int w0 = MAX (ow * g.sw - g.pw, 0), w1 = MIN (ow * g.sw - g.pw + g.kw, g.w);
+              float best = w0 < w1 ? rowmax[w0] : 0.0f;
+              for (int j = w0 + 1; j < w1; j++)
+                best = rowmax[j] > best ? rowmax[j] : best;
+              y[oh * g.ow + ow] = best;
+            }
+        }
     }
   return TRUE;
 }
@@ -428,15 +433,27 @@ maxpool_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
     return TRUE;
   PoolGeom g = pool_geom (a);
   gsize planes = (gsize) a->batch * a->in_shape[0].c;
-  const gint32 *arg = (const gint32 *) a->saved;
   for (gsize pl = 0; pl < planes; pl++)
     {
+      const float *x = a->in[0] + pl * g.h * g.w;
+      const float *y = a->out + pl * g.oh * g.ow, *dy = a->d_out + pl * g.oh * g.ow;
       float *dx = a->d_in[0] + pl * g.h * g.w;
-      const float *dy = a->d_out + pl * g.oh * g.ow;
-      const gint32 *idx = arg + pl * g.oh * g.ow;
-      for (int i = 0; i < g.oh * g.ow; i++)
-        if (idx[i] >= 0)
-          dx[idx[i]] += dy[i];
+      for (int oh = 0; oh < g.oh; oh++)
+        for (int ow = 0; ow < g.ow; ow++)
+          {
+            int h0 = MAX (oh * g.sh - g.ph, 0), h1 = MIN (oh * g.sh - g.ph + g.kh, g.h);
+            int w0 = MAX (ow * g.sw - g.pw, 0), w1 = MIN (ow * g.sw - g.pw + g.kw, g.w);
+            float m = y[oh * g.ow + ow];
+            /* The first maximum in scan order, as a forward with indices would have kept. */
+            for (int i = h0; i < h1; i++)
+              for (int j = w0; j < w1; j++)
+                if (x[i * g.w + j] == m)
+                  {
+                    dx[i * g.w + j] += dy[oh * g.ow + ow];
+                    goto next;
+                  }
+          next:;
+          }
     }
   return TRUE;
 }
@@ -559,6 +576,55 @@ lrn_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
 
 /* ---- batch normalisation ------------------------------------------------------------------ */
 
+/* Sums over runs of values, in eight independent float lanes so that the loop vectorises without
+ * reassociating, each run's total then added in double. */
+static double
+sum_run (const float *restrict x, gsize n)
+{
+  float acc[8] = { 0 };
+  gsize i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; k++)
+      acc[k] += x[i + k];
+  double s = 0;
+  for (int k = 0; k < 8; k++)
+    s += acc[k];
+  for (; i < n; i++)
+    s += x[i];
+  return s;
+}
+
+/* The sum of (x - m)^2 and, when DY is not NULL, of dy * (x - m), the same way. */
+static void
+centred_sums (const float *restrict x, const float *restrict dy, gsize n, float m,
+              double *sq, double *dot)
+{
+  float a[8] = { 0 }, b[8] = { 0 };
+  gsize i = 0;
+  if (dy)
+    for (; i + 8 <= n; i += 8)
+      for (int k = 0; k < 8; k++)
+        b[k] += dy[i + k] * (x[i + k] - m);
+  else
+    for (; i + 8 <= n; i += 8)
+      for (int k = 0; k < 8; k++)
+        {
+          float d = x[i + k] - m;
+          a[k] += d * d;
+        }
+  double s = 0, t = 0;
+  for (int k = 0; k < 8; k++)
+    s += a[k], t += b[k];
+  for (; i < n; i++)
+    {
+      double d = (double) x[i] - m;
+      s += d * d;
+      t += dy ? dy[i] * d : 0;
+    }
+  *sq += s;
+  *dot += t;
+}
+
 static gboolean
 bn_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
 {
@@ -572,20 +638,13 @@ bn_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
       float mean, invstd;
       if (a->training)
         {
-          double s = 0, ss = 0;
+          /* Two passes (mean, then squared deviations) keep the variance accurate. */
+          double s = 0, ss = 0, unused = 0;
           for (guint b = 0; b < a->batch; b++)
-            {
-              const float *x = a->in[0] + b * v + c * hw;
-              for (gsize i = 0; i < hw; i++)
-                s += x[i];
-            }
+            s += sum_run (a->in[0] + b * v + c * hw, hw);
           double mu = s / m;
           for (guint b = 0; b < a->batch; b++)
-            {
-              const float *x = a->in[0] + b * v + c * hw;
-              for (gsize i = 0; i < hw; i++)
-                ss += (x[i] - mu) * (x[i] - mu);
-            }
+            centred_sums (a->in[0] + b * v + c * hw, NULL, hw, (float) mu, &ss, &unused);
           double var = ss / m;
           mean = (float) mu;
           invstd = (float) (1.0 / sqrt (var + p->eps));
@@ -627,29 +686,30 @@ bn_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
   for (int c = 0; c < C; c++)
     {
       float mean = a->saved[c], invstd = a->saved[C + c], gamma = a->w ? a->w[c] : 1.0f;
-      double sdy = 0, sdyx = 0;
+      double sdy = 0, sdyd = 0, unused = 0;
       for (guint b = 0; b < a->batch; b++)
         {
           const float *x = a->in[0] + b * v + c * hw, *dy = a->d_out + b * v + c * hw;
-          for (gsize i = 0; i < hw; i++)
-            {
-              sdy += dy[i];
-              sdyx += dy[i] * (x[i] - mean) * invstd;
-            }
+          sdy += sum_run (dy, hw);
+          centred_sums (x, dy, hw, mean, &unused, &sdyd);
         }
+      double sdyx = sdyd * invstd;   /* the sum of dy times the normalised input */
       if (a->dw)
         a->dw[c] += (float) sdyx;
       if (a->db)
         a->db[c] += (float) sdy;
       if (a->d_in[0] == NULL)
         continue;
+      /* dx = k * (m * dy - sum dy - xhat * sum (dy * xhat)), written as dx += A * dy + B * x + C. */
       float k = (float) (gamma * invstd / m);
+      float ca = (float) (k * m), cb = (float) (-k * invstd * sdyx);
+      float cc = (float) (-k * sdy + k * invstd * sdyx * mean);
       for (guint b = 0; b < a->batch; b++)
         {
           const float *x = a->in[0] + b * v + c * hw, *dy = a->d_out + b * v + c * hw;
           float *dx = a->d_in[0] + b * v + c * hw;
           for (gsize i = 0; i < hw; i++)
-            dx[i] += k * (float) (m * dy[i] - sdy - (x[i] - mean) * invstd * sdyx);
+            dx[i] += ca * dy[i] + cb * x[i] + cc;
         }
     }
   return TRUE;
@@ -991,8 +1051,6 @@ cpu_sgd (CsBackend *be, float *w, const float *g, float *m, gsize n, float lr, f
 static gsize
 cpu_saved_size (CsBackend *be, const CsNode *n, const CsShape *in, guint batch)
 {
-  if (n->op == CS_OP_MAXPOOL)
-    return (gsize) n->shape.c * n->shape.h * n->shape.w * batch;
   if (n->op == CS_OP_BN)
     return 2 * (gsize) in[0].c;
   return 0;
@@ -1005,6 +1063,8 @@ cpu_workspace_size (CsBackend *be, const CsNode *n, const CsShape *in, guint bat
     return conv_workspace (n, &in[0], batch);
   if (n->op == CS_OP_LRN)
     return 2 * vol (&in[0]);
+  if (n->op == CS_OP_MAXPOOL)
+    return in[0].w;
   return 0;
 }
 
