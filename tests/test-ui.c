@@ -1,5 +1,6 @@
 /* The application window under Xvfb: opening models, the graph and the table in sync, blocks
  * collapsing, overlays, live editing, and the --screenshot render. */
+#include "cs-chart.h"
 #include "cs-graph-view.h"
 #include "cs-layer-table.h"
 #include "cs-window.h"
@@ -17,6 +18,61 @@ wait_for_ready (CsGraphView *view)
   for (int i = 0; i < 20; i++)
     g_main_context_iteration (NULL, FALSE);
   return cs_graph_view_is_ready (view);
+}
+
+typedef struct {
+  char *path;
+  gboolean done;
+} Capture;
+
+static gboolean
+capture_frame (GtkWidget *w, GdkFrameClock *clock, gpointer data)
+{
+  Capture *c = data;
+  int width = gtk_widget_get_width (w), height = gtk_widget_get_height (w);
+  g_autoptr (GdkPaintable) paintable = gtk_widget_paintable_new (w);
+  GtkSnapshot *snap = gtk_snapshot_new ();
+  gdk_paintable_snapshot (paintable, snap, width, height);
+  GskRenderNode *node = gtk_snapshot_free_to_node (snap);
+  if (node == NULL)
+    return G_SOURCE_CONTINUE;   /* not drawn yet: the next frame */
+  GskRenderer *renderer = gtk_native_get_renderer (GTK_NATIVE (w));
+  g_autoptr (GdkTexture) tex =
+    gsk_renderer_render_texture (renderer, node, &GRAPHENE_RECT_INIT (0, 0, width, height));
+  if (!gdk_texture_save_to_png (tex, c->path))
+    g_test_message ("cannot write %s", c->path);
+  gsk_render_node_unref (node);
+  c->done = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+/* With CNNSCOPE_KEEP_SCREENSHOTS=DIR, a PNG of the window as it is now, for people to look at. */
+static void
+keep_screenshot (CsWindow *win, const char *name)
+{
+  const char *dir = g_getenv ("CNNSCOPE_KEEP_SCREENSHOTS");
+  if (dir == NULL)
+    return;
+  Capture c = { g_strdup_printf ("%s/%s.png", dir, name), FALSE };
+  gtk_widget_queue_draw (GTK_WIDGET (win));
+  guint id = gtk_widget_add_tick_callback (GTK_WIDGET (win), capture_frame, &c, NULL);
+  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  while (!c.done && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (NULL, TRUE);
+  if (!c.done)
+    gtk_widget_remove_tick_callback (GTK_WIDGET (win), id);
+  g_free (c.path);
+}
+
+static void
+wait_idle (CsWindow *win)
+{
+  gint64 deadline = g_get_monotonic_time () + 120 * G_USEC_PER_SEC;
+  while (cs_window_is_busy (win) && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_false (cs_window_is_busy (win));
+  for (int i = 0; i < 50; i++)
+    g_main_context_iteration (NULL, FALSE);
 }
 
 static CsWindow *
@@ -63,8 +119,15 @@ test_vgg16 (void)
   g_signal_emit_by_name (table, "node-selected", fc);
   g_assert_cmpint (cs_graph_view_get_selected (view), ==, fc);
 
+  keep_screenshot (win, "vgg16-selected");
   cs_graph_view_set_overlay (view, CS_OVERLAY_MEMORY);
   g_assert_cmpint (cs_graph_view_get_overlay (view), ==, CS_OVERLAY_MEMORY);
+  cs_graph_view_zoom_fit (view);
+  keep_screenshot (win, "vgg16-overlay-memory");
+  cs_graph_view_set_overlay (view, CS_OVERLAY_PARAMS);
+  keep_screenshot (win, "vgg16-overlay-params");
+  cs_window_show_page (win, 1);
+  keep_screenshot (win, "vgg16-charts");
   gtk_window_destroy (GTK_WINDOW (win));
 }
 
@@ -79,6 +142,7 @@ test_collapse (void)
   guint collapsed = cs_graph_view_get_n_boxes (view);
   g_test_message ("googlenet: %u boxes expanded, %u collapsed", expanded, collapsed);
   g_assert_cmpuint (collapsed, <, expanded / 2);
+  keep_screenshot (win, "googlenet-collapsed");
   g_assert_true (cs_graph_view_get_collapsed (view, "inception_4a"));
   cs_graph_view_set_collapsed (view, "inception_4a", FALSE);
   g_assert_true (wait_for_ready (view));
@@ -104,6 +168,44 @@ test_edit (void)
   g_assert_nonnull (strstr (cs_window_get_error (win), ":4:7:"));
   g_assert_cmpuint (cs_graph_view_get_n_boxes (view), ==, 3);
   g_assert_cmpuint (cs_graph_node (cs_window_get_stats (win)->graph, 1)->p.out, ==, 8);
+  cs_window_show_page (win, 2);
+  keep_screenshot (win, "edit-error");
+  gtk_window_destroy (GTK_WINDOW (win));
+}
+
+/* Training a small network on the shapes from the window: the curves fill as it runs. */
+static void
+test_train (void)
+{
+  CsWindow *win = open_window ("vgg16");
+  cs_window_set_source (win, "network tiny \"A small CNN\"\ninput 32x32x3\n"
+                             "conv 16 3x3 pad 1; relu; maxpool 2x2\n"
+                             "conv 32 3x3 pad 1; relu; maxpool 2x2\nfc 64; relu; fc 8; softmax\n");
+  g_assert_null (cs_window_get_error (win));
+  cs_window_show_page (win, 3);
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (win), "win.train", NULL));
+  g_assert_true (cs_window_is_busy (win));
+  wait_idle (win);
+  CsChart *chart = CS_CHART (cs_window_get_chart (win, CS_CHART_TRAINING));
+  /* One validation point per epoch (5 by default), and training points in between. */
+  g_assert_cmpuint (cs_chart_get_n_points (chart, CS_SERIES_VAL_ACCURACY), ==, 5);
+  g_assert_cmpuint (cs_chart_get_n_points (chart, CS_SERIES_TRAIN_LOSS), >=, 5);
+  keep_screenshot (win, "train-curves");
+  gtk_window_destroy (GTK_WINDOW (win));
+}
+
+/* Profiling on the CPU fills the time overlay and the table's time columns. */
+static void
+test_profile (void)
+{
+  CsWindow *win = open_window ("resnet18");
+  cs_window_show_page (win, 4);
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (win), "win.profile", NULL));
+  wait_idle (win);
+  CsGraphView *view = cs_window_get_graph_view (win);
+  g_assert_cmpint (cs_graph_view_get_overlay (view), ==, CS_OVERLAY_FORWARD_TIME);
+  cs_graph_view_zoom_fit (view);
+  keep_screenshot (win, "resnet18-profile");
   gtk_window_destroy (GTK_WINDOW (win));
 }
 
@@ -180,6 +282,8 @@ main (int argc, char **argv)
   g_test_add_func ("/ui/window/collapse", test_collapse);
   g_test_add_func ("/ui/window/edit", test_edit);
   g_test_add_func ("/ui/window/bad-file", test_bad_file);
+  g_test_add_func ("/ui/window/train", test_train);
+  g_test_add_func ("/ui/window/profile", test_profile);
   g_test_add_data_func ("/ui/screenshot/vgg16", "vgg16", test_screenshot);
   g_test_add_data_func ("/ui/screenshot/googlenet", "googlenet", test_screenshot);
   g_test_add_data_func ("/ui/screenshot/resnet50", "resnet50", test_screenshot);

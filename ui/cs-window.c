@@ -23,6 +23,8 @@ struct _CsWindow {
   GtkWidget *profile_page, *error_banner, *search_entry, *details;
   GtkDropDown *overlay_dropdown;
   GtkCheckButton *fold_check, *flops_check, *profile_train_check;
+  GtkEditable *data_entry;
+  GtkNotebook *notebook;
   GtkSpinButton *batch_spin, *epochs_spin, *profile_batch_spin;
   GtkTextView *source_view;
   GtkLabel *train_status, *profile_status;
@@ -47,6 +49,7 @@ struct _CsWindow {
 G_DEFINE_FINAL_TYPE (CsWindow, cs_window, ADW_TYPE_APPLICATION_WINDOW)
 
 static void refresh (CsWindow *self);
+static void remember_recent (CsWindow *self, const char *file);
 
 /* ---- state: the last model and the window's size, kept between runs ---------------------- */
 
@@ -60,6 +63,8 @@ static void
 save_state (CsWindow *self)
 {
   g_autoptr (GKeyFile) kf = g_key_file_new ();
+  g_autofree char *file = state_path ();
+  g_key_file_load_from_file (kf, file, G_KEY_FILE_KEEP_COMMENTS, NULL);
   int w, h;
   gtk_window_get_default_size (GTK_WINDOW (self), &w, &h);
   g_key_file_set_integer (kf, "window", "width", w);
@@ -68,6 +73,38 @@ save_state (CsWindow *self)
   if (self->name)
     g_key_file_set_string (kf, "model", "last", self->name);
   g_autofree char *path = state_path ();
+  g_autofree char *dir = g_path_get_dirname (path);
+  g_mkdir_with_parents (dir, 0700);
+  g_key_file_save_to_file (kf, path, NULL);
+}
+
+/* The model files opened last (most recent first), kept in the state file. */
+static char **
+load_recent (void)
+{
+  g_autoptr (GKeyFile) kf = g_key_file_new ();
+  g_autofree char *path = state_path ();
+  if (!g_key_file_load_from_file (kf, path, G_KEY_FILE_NONE, NULL))
+    return NULL;
+  return g_key_file_get_string_list (kf, "model", "recent", NULL, NULL);
+}
+
+static void
+remember_recent (CsWindow *self, const char *file)
+{
+  g_autoptr (GKeyFile) kf = g_key_file_new ();
+  g_autofree char *path = state_path ();
+  g_key_file_load_from_file (kf, path, G_KEY_FILE_KEEP_COMMENTS, NULL);
+  g_auto (GStrv) old = g_key_file_get_string_list (kf, "model", "recent", NULL, NULL);
+  g_autofree char *abs = g_canonicalize_filename (file, NULL);
+  GPtrArray *list = g_ptr_array_new ();
+  g_ptr_array_add (list, abs);
+  for (char **r = old; r && *r && list->len < 8; r++)
+    if (!g_str_equal (*r, abs))
+      g_ptr_array_add (list, *r);
+  g_key_file_set_string_list (kf, "model", "recent", (const char *const *) list->pdata,
+                              list->len);
+  g_ptr_array_free (list, TRUE);
   g_autofree char *dir = g_path_get_dirname (path);
   g_mkdir_with_parents (dir, 0700);
   g_key_file_save_to_file (kf, path, NULL);
@@ -221,10 +258,14 @@ cs_window_open (CsWindow *self, const char *name_or_path)
       show_error (self, error->message);
       mark_error (self, error->message);
       g_error_free (error);
+      /* The editor, on the mistake. */
+      gtk_notebook_set_current_page (self->notebook, 2);
       return;
     }
   show_error (self, NULL);
   mark_error (self, NULL);
+  if (self->path)
+    remember_recent (self, self->path);
   save_state (self);
 }
 
@@ -324,34 +365,101 @@ on_model_row (GtkListBox *box, GtkListBoxRow *row, CsWindow *self)
     cs_window_open (self, name);
 }
 
+typedef struct {
+  char *name;
+  CsGraph *graph;
+} LibraryEntry;
+
+static int
+by_family_year (gconstpointer a, gconstpointer b)
+{
+  const LibraryEntry *x = a, *y = b;
+  int c = g_strcmp0 (x->graph->family, y->graph->family);
+  if (c)
+    return c;
+  if (x->graph->year != y->graph->year)
+    return (int) x->graph->year - (int) y->graph->year;
+  return g_strcmp0 (x->name, y->name);
+}
+
+static GtkWidget *
+library_row (const char *title, const char *subtitle, const char *tooltip, const char *model,
+             const char *section)
+{
+  GtkWidget *box = gtk_box_new (GTK_ORIENTATION_VERTICAL, 2);
+  gtk_widget_add_css_class (box, "model-row");
+  GtkWidget *t = gtk_label_new (title);
+  gtk_widget_add_css_class (t, "title");
+  gtk_label_set_xalign (GTK_LABEL (t), 0);
+  gtk_label_set_ellipsize (GTK_LABEL (t), PANGO_ELLIPSIZE_END);
+  GtkWidget *st = gtk_label_new (subtitle);
+  gtk_widget_add_css_class (st, "subtitle");
+  gtk_label_set_xalign (GTK_LABEL (st), 0);
+  gtk_label_set_ellipsize (GTK_LABEL (st), PANGO_ELLIPSIZE_MIDDLE);
+  gtk_box_append (GTK_BOX (box), t);
+  gtk_box_append (GTK_BOX (box), st);
+  GtkWidget *row = gtk_list_box_row_new ();
+  gtk_list_box_row_set_child (GTK_LIST_BOX_ROW (row), box);
+  if (tooltip)
+    gtk_widget_set_tooltip_text (row, tooltip);
+  g_object_set_data_full (G_OBJECT (row), "model", g_strdup (model), g_free);
+  g_object_set_data_full (G_OBJECT (row), "section", g_strdup (section), g_free);
+  return row;
+}
+
+/* A heading above the first row of each section (recent files, then each family). */
+static void
+library_header (GtkListBoxRow *row, GtkListBoxRow *before, gpointer data)
+{
+  const char *section = g_object_get_data (G_OBJECT (row), "section");
+  const char *prev = before ? g_object_get_data (G_OBJECT (before), "section") : NULL;
+  if (g_strcmp0 (section, prev) == 0)
+    {
+      gtk_list_box_row_set_header (row, NULL);
+      return;
+    }
+  GtkWidget *label = gtk_label_new (section);
+  gtk_label_set_xalign (GTK_LABEL (label), 0);
+  gtk_widget_add_css_class (label, "heading");
+  gtk_widget_add_css_class (label, "dim-label");
+  gtk_widget_set_margin_start (label, 10);
+  gtk_widget_set_margin_top (label, 10);
+  gtk_widget_set_margin_bottom (label, 2);
+  gtk_list_box_row_set_header (row, label);
+}
+
 static void
 fill_library (CsWindow *self)
 {
+  g_auto (GStrv) recent = load_recent ();
+  for (char **r = recent; r && *r; r++)
+    if (g_file_test (*r, G_FILE_TEST_IS_REGULAR))
+      {
+        g_autofree char *base = g_path_get_basename (*r);
+        g_autofree char *dir = g_path_get_dirname (*r);
+        gtk_list_box_append (GTK_LIST_BOX (self->model_list),
+                             library_row (base, dir, *r, *r, "Recent files"));
+      }
   g_auto (GStrv) names = cs_zoo_list ();
+  GArray *entries = g_array_new (FALSE, FALSE, sizeof (LibraryEntry));
   for (char **n = names; *n; n++)
     {
-      g_autoptr (CsGraph) g = cs_load_model (*n, NULL);
-      if (g == NULL)
-        continue;
-      GtkWidget *box = gtk_box_new (GTK_ORIENTATION_VERTICAL, 2);
-      gtk_widget_add_css_class (box, "model-row");
-      GtkWidget *title = gtk_label_new (g->title);
-      gtk_widget_add_css_class (title, "title");
-      gtk_label_set_xalign (GTK_LABEL (title), 0);
-      gtk_label_set_ellipsize (GTK_LABEL (title), PANGO_ELLIPSIZE_END);
-      g_autofree char *sub = g_strdup_printf ("%s · %u", g->family ? g->family : "", g->year);
-      GtkWidget *subtitle = gtk_label_new (sub);
-      gtk_widget_add_css_class (subtitle, "subtitle");
-      gtk_label_set_xalign (GTK_LABEL (subtitle), 0);
-      gtk_box_append (GTK_BOX (box), title);
-      gtk_box_append (GTK_BOX (box), subtitle);
-      GtkWidget *row = gtk_list_box_row_new ();
-      gtk_list_box_row_set_child (GTK_LIST_BOX_ROW (row), box);
-      if (g->paper)
-        gtk_widget_set_tooltip_text (row, g->paper);
-      g_object_set_data_full (G_OBJECT (row), "model", g_strdup (*n), g_free);
-      gtk_list_box_append (GTK_LIST_BOX (self->model_list), row);
+      CsGraph *g = cs_load_model (*n, NULL);
+      if (g)
+        g_array_append_val (entries, ((LibraryEntry) { *n, g }));
     }
+  g_array_sort (entries, by_family_year);
+  for (guint i = 0; i < entries->len; i++)
+    {
+      LibraryEntry *e = &g_array_index (entries, LibraryEntry, i);
+      g_autofree char *sub = g_strdup_printf ("%u · %s", e->graph->year, e->name);
+      gtk_list_box_append (GTK_LIST_BOX (self->model_list),
+                           library_row (e->graph->title, sub, e->graph->paper, e->name,
+                                        e->graph->family ? e->graph->family : "Other"));
+      cs_graph_unref (e->graph);
+    }
+  g_array_free (entries, TRUE);
+  gtk_list_box_set_header_func (GTK_LIST_BOX (self->model_list), library_header, NULL, NULL);
 }
 
 /* ---- files: open, drop, save, export ------------------------------------------------------- */
@@ -594,6 +702,7 @@ apply_update (gpointer data)
 typedef struct {
   CsWindow *self;
   CsGraph *graph;
+  char *data;
   guint epochs;
   gint64 last_update;
 } TrainJob;
@@ -626,7 +735,7 @@ train_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancell
   g_autoptr (CsNet) net = cs_net_new (job->graph, &error);
   g_autoptr (CsDataset) train = NULL;
   g_autoptr (CsDataset) val = NULL;
-  if (net == NULL || !cs_data_open ("shapes:2000", in->h, in->w, 1, &train, &val, &error))
+  if (net == NULL || !cs_data_open (job->data, in->h, in->w, 1, &train, &val, &error))
     {
       g_task_return_error (task, error);
       return;
@@ -669,6 +778,7 @@ train_job_free (gpointer data)
   TrainJob *job = data;
   cs_graph_unref (job->graph);
   g_object_unref (job->self);
+  g_free (job->data);
   g_free (job);
 }
 
@@ -684,10 +794,11 @@ action_train (GtkWidget *widget, const char *action, GVariant *param)
   job->self = g_object_ref (self);
   job->graph = cs_graph_ref (self->stats->graph);
   job->epochs = gtk_spin_button_get_value_as_int (self->epochs_spin);
+  job->data = g_strdup (gtk_editable_get_text (self->data_entry));
   g_atomic_int_set (&self->stop, 0);
   cs_chart_clear (self->training_chart);
   cs_chart_set_epochs (self->training_chart, job->epochs);
-  gtk_label_set_text (self->train_status, "Drawing the shapes dataset…");
+  gtk_label_set_text (self->train_status, "Reading the dataset…");
   self->work = g_cancellable_new ();
   gtk_widget_action_set_enabled (widget, "win.train", FALSE);
   gtk_widget_action_set_enabled (widget, "win.profile", FALSE);
@@ -792,6 +903,7 @@ profile_done (GObject *source, GAsyncResult *res, gpointer data)
   GError *error = NULL;
   gtk_spinner_stop (self->profile_spinner);
   g_clear_object (&self->work);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.cancel-profile", FALSE);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.train", TRUE);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.profile", TRUE);
   if (!g_task_propagate_boolean (G_TASK (res), &error))
@@ -816,6 +928,14 @@ profile_done (GObject *source, GAsyncResult *res, gpointer data)
 }
 
 static void
+action_cancel_profile (GtkWidget *widget, const char *action, GVariant *param)
+{
+  CsWindow *self = CS_WINDOW (widget);
+  if (self->work)
+    g_cancellable_cancel (self->work);
+}
+
+static void
 action_profile (GtkWidget *widget, const char *action, GVariant *param)
 {
   CsWindow *self = CS_WINDOW (widget);
@@ -830,6 +950,7 @@ action_profile (GtkWidget *widget, const char *action, GVariant *param)
   gtk_label_set_text (self->profile_status, "Running…");
   gtk_widget_action_set_enabled (widget, "win.train", FALSE);
   gtk_widget_action_set_enabled (widget, "win.profile", FALSE);
+  gtk_widget_action_set_enabled (widget, "win.cancel-profile", TRUE);
   GTask *task = g_task_new (self, self->work, profile_done, NULL);
   g_task_set_task_data (task, job, profile_job_free);
   g_task_run_in_thread (task, profile_thread);
@@ -959,6 +1080,8 @@ cs_window_class_init (CsWindowClass *klass)
   BIND (train_status);
   BIND (profile_status);
   BIND (profile_spinner);
+  BIND (data_entry);
+  BIND (notebook);
 #undef BIND
 
   gtk_widget_class_install_action (widget_class, "win.open", NULL, action_open);
@@ -973,6 +1096,8 @@ cs_window_class_init (CsWindowClass *klass)
   gtk_widget_class_install_action (widget_class, "win.train", NULL, action_train);
   gtk_widget_class_install_action (widget_class, "win.stop", NULL, action_stop);
   gtk_widget_class_install_action (widget_class, "win.profile", NULL, action_profile);
+  gtk_widget_class_install_action (widget_class, "win.cancel-profile", NULL,
+                                   action_cancel_profile);
 
   struct { guint key; GdkModifierType mods; const char *action; } keys[] = {
     { GDK_KEY_o, GDK_CONTROL_MASK, "win.open" },
@@ -1038,6 +1163,7 @@ cs_window_init (CsWindow *self)
   gtk_widget_set_vexpand (GTK_WIDGET (self->training_chart), TRUE);
   gtk_box_append (GTK_BOX (self->train_page), GTK_WIDGET (self->training_chart));
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.stop", FALSE);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.cancel-profile", FALSE);
 
   g_object_bind_property (self->sidebar_button, "active", self->sidebar, "visible",
                           G_BINDING_SYNC_CREATE);
@@ -1098,4 +1224,28 @@ const char *
 cs_window_get_error (CsWindow *self)
 {
   return self->error;
+}
+
+GtkWidget *
+cs_window_get_chart (CsWindow *self, int kind)
+{
+  switch (kind)
+    {
+    case CS_CHART_LAYERS: return GTK_WIDGET (self->layers_chart);
+    case CS_CHART_COMPLEXITY: return GTK_WIDGET (self->complexity_chart);
+    case CS_CHART_TRAINING: return GTK_WIDGET (self->training_chart);
+    default: return NULL;
+    }
+}
+
+gboolean
+cs_window_is_busy (CsWindow *self)
+{
+  return self->work != NULL;
+}
+
+void
+cs_window_show_page (CsWindow *self, int page)
+{
+  gtk_notebook_set_current_page (self->notebook, page);
 }

@@ -23,6 +23,12 @@ CsLayerTable *cs_window_get_layer_table (CsWindow *self);
 CsStats      *cs_window_get_stats       (CsWindow *self);
 /* The error shown for the current source, or NULL. */
 const char   *cs_window_get_error       (CsWindow *self);
+/* The window's charts: CS_CHART_LAYERS, CS_CHART_COMPLEXITY or CS_CHART_TRAINING (tests). */
+GtkWidget    *cs_window_get_chart       (CsWindow *self, int kind);
+/* Whether training or profiling is running. */
+gboolean      cs_window_is_busy         (CsWindow *self);
+/* Shows a page of the bottom notebook: 0 layers, 1 charts, 2 source, 3 train, 4 profile. */
+void          cs_window_show_page       (CsWindow *self, int page);
 /* Replaces the source text as if typed, and re-parses at once (tests). */
 void          cs_window_set_source      (CsWindow *self, const char *text);
 
