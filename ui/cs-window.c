@@ -43,6 +43,7 @@ struct _CsWindow {
   double *fwd_ms, *bwd_ms;
 
   GCancellable *work;           /* training or profiling in flight */
+  double images_per_s;          /* the last training speed measured */
   gint stop;                    /* set to stop training */
 };
 
@@ -687,12 +688,17 @@ apply_update (gpointer data)
       cs_chart_add_point (self->training_chart, CS_SERIES_TRAIN_LOSS, x, u->progress.loss);
       cs_chart_add_point (self->training_chart, CS_SERIES_TRAIN_ACCURACY, x, u->progress.top1);
     }
-  g_autofree char *s = g_strdup_printf ("epoch %u/%u, step %u/%u · %.0f images/s · loss %.4f · "
-                                        "accuracy %.1f %%%s", u->progress.epoch,
-                                        u->progress.epochs, u->progress.step, u->progress.steps,
-                                        u->progress.images_per_s, u->progress.loss,
-                                        100 * u->progress.top1,
-                                        u->has_epoch ? " · validation done" : "");
+  if (u->progress.images_per_s > 0)
+    self->images_per_s = u->progress.images_per_s;
+  g_autofree char *s = u->has_epoch
+    ? g_strdup_printf ("epoch %u/%u · %.0f images/s · training loss %.4f, accuracy %.1f %% · "
+                       "validation loss %.4f, accuracy %.1f %%", u->epoch.epoch,
+                       u->progress.epochs, self->images_per_s, u->epoch.train_loss,
+                       100 * u->epoch.train_top1, u->epoch.val_loss, 100 * u->epoch.val_top1)
+    : g_strdup_printf ("epoch %u/%u, step %u/%u · %.0f images/s · loss %.4f · accuracy %.1f %%",
+                       u->progress.epoch, u->progress.epochs, u->progress.step,
+                       u->progress.steps, self->images_per_s, u->progress.loss,
+                       100 * u->progress.top1);
   gtk_label_set_text (self->train_status, s);
   g_object_unref (self);
   g_free (u);
