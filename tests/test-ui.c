@@ -6,6 +6,7 @@
 #include "cs-window.h"
 
 #include <glib/gstdio.h>
+#include <math.h>
 #include <sys/wait.h>
 
 static gboolean
@@ -120,6 +121,14 @@ test_vgg16 (void)
   g_assert_cmpint (cs_graph_view_get_selected (view), ==, fc);
 
   keep_screenshot (win, "vgg16-selected");
+
+  /* Counting options: FLOPs with the bias additions of every conv and fc output value
+   * (15,237,608 values less the input's 150,528 and the pools' 1,530,368). */
+  cs_layer_table_set_counting (table, TRUE, TRUE);
+  g_assert_nonnull (strstr (cs_layer_table_get_totals (table),
+                            "30,967,642,064 FLOPs with bias additions"));
+  cs_layer_table_set_counting (table, FALSE, FALSE);
+  g_assert_nonnull (strstr (cs_layer_table_get_totals (table), "15,470,264,320 MACs"));
   cs_graph_view_set_overlay (view, CS_OVERLAY_MEMORY);
   g_assert_cmpint (cs_graph_view_get_overlay (view), ==, CS_OVERLAY_MEMORY);
   cs_graph_view_zoom_fit (view);
@@ -128,6 +137,55 @@ test_vgg16 (void)
   keep_screenshot (win, "vgg16-overlay-params");
   cs_window_show_page (win, 1);
   keep_screenshot (win, "vgg16-charts");
+  gtk_window_destroy (GTK_WINDOW (win));
+}
+
+static void
+draw_graph (cairo_t *cr, double w, double h, gpointer view)
+{
+  double gw, gh;
+  cs_graph_view_render (view, cr, &gw, &gh);
+}
+
+/* The graph exported as PNG, SVG and PDF at its own size. */
+static void
+test_export (void)
+{
+  CsWindow *win = open_window ("googlenet");
+  CsGraphView *view = cs_window_get_graph_view (win);
+  double w = 0, h = 0;
+  cs_graph_view_render (view, NULL, &w, &h);
+  g_assert_cmpfloat (w, >, 100);
+  g_assert_cmpfloat (h, >, 1000);   /* 92 rows of boxes, top to bottom */
+  g_autofree char *dir = g_dir_make_tmp ("cnnscope-ui-XXXXXX", NULL);
+  const char *exts[] = { "png", "svg", "pdf" };
+  const char *magic[] = { "\x89PNG", "<?xml", "%PDF" };
+  for (guint i = 0; i < G_N_ELEMENTS (exts); i++)
+    {
+      g_autofree char *path = g_strdup_printf ("%s/graph.%s", dir, exts[i]);
+      GError *error = NULL;
+      g_assert_true (cs_export_drawing (path, w, h, 1.0, draw_graph, view, &error));
+      g_assert_no_error (error);
+      g_autofree char *data = NULL;
+      gsize len;
+      g_assert_true (g_file_get_contents (path, &data, &len, NULL));
+      g_assert_cmpuint (len, >, 1000);
+      g_assert_true (g_str_has_prefix (data, magic[i]));
+      if (i == 0)
+        {
+          g_autoptr (GdkTexture) tex = gdk_texture_new_from_filename (path, &error);
+          g_assert_no_error (error);
+          g_assert_cmpint (gdk_texture_get_width (tex), ==, (int) ceil (w));
+          g_assert_cmpint (gdk_texture_get_height (tex), ==, (int) ceil (h));
+        }
+      g_unlink (path);
+    }
+  GError *error = NULL;
+  g_autofree char *bad = g_strdup_printf ("%s/graph.bmp", dir);
+  g_assert_false (cs_export_drawing (bad, w, h, 1.0, draw_graph, view, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  g_rmdir (dir);
   gtk_window_destroy (GTK_WINDOW (win));
 }
 
@@ -280,6 +338,7 @@ main (int argc, char **argv)
   adw_init ();
   g_test_add_func ("/ui/window/vgg16", test_vgg16);
   g_test_add_func ("/ui/window/collapse", test_collapse);
+  g_test_add_func ("/ui/window/export", test_export);
   g_test_add_func ("/ui/window/edit", test_edit);
   g_test_add_func ("/ui/window/bad-file", test_bad_file);
   g_test_add_func ("/ui/window/train", test_train);

@@ -9,7 +9,7 @@ struct _CsRowItem {
   GObject parent_instance;
   guint node;
   char *name, *kind, *output;
-  guint64 memory, weights, biases, macs, rf;
+  guint64 memory, weights, biases, macs, bias_adds, rf;
   double fwd_ms, bwd_ms;
   guint order;
 };
@@ -52,7 +52,7 @@ struct _CsLayerTable {
   GtkSingleSelection *selection;
   GtkColumnViewColumn *columns[N_COLS];
   CsStats *stats;
-  gboolean unfold, flops;
+  gboolean unfold, flops, with_biases;
   guint *row_of_node;
   guint batch;
   gboolean syncing;
@@ -75,7 +75,11 @@ cell_text (CsLayerTable *self, CsRowItem *it, Column col)
     case COL_BYTES: return g_format_size (it->memory * 4);
     case COL_WEIGHTS: return cs_format_count (it->weights);
     case COL_BIASES: return cs_format_count (it->biases);
-    case COL_MACS: return cs_format_count (self->flops ? 2 * it->macs : it->macs);
+    case COL_MACS:
+      {
+        guint64 ops = it->macs + (self->with_biases ? it->bias_adds : 0);
+        return cs_format_count (self->flops ? 2 * ops : ops);
+      }
     case COL_RF: return g_strdup_printf ("%" G_GUINT64_FORMAT, it->rf);
     case COL_FWD: return it->fwd_ms > 0 ? g_strdup_printf ("%.3f", it->fwd_ms) : g_strdup ("");
     case COL_BWD: return it->bwd_ms > 0 ? g_strdup_printf ("%.3f", it->bwd_ms) : g_strdup ("");
@@ -228,15 +232,24 @@ update_totals (CsLayerTable *self)
       return;
     }
   const CsTotals *t = self->unfold ? &self->stats->unfolded_totals : &self->stats->folded_totals;
+  guint64 bias_adds = 0;
+  guint n = g_list_model_get_n_items (G_LIST_MODEL (self->store));
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr (CsRowItem) it = g_list_model_get_item (G_LIST_MODEL (self->store), i);
+      if (!g_str_has_suffix (it->name, " (training)"))
+        bias_adds += it->bias_adds;
+    }
+  guint64 ops = t->batch_macs + (self->with_biases ? bias_adds : 0);
   g_autofree char *params = cs_format_count (t->params);
   g_autofree char *w = cs_format_count (t->weights), *b = cs_format_count (t->biases);
   g_autofree char *acts = cs_format_count (t->batch_activations);
   g_autofree char *bytes = g_format_size (t->activation_bytes);
-  g_autofree char *ops = cs_format_count (self->flops ? t->batch_flops : t->batch_macs);
+  g_autofree char *opstr = cs_format_count (self->flops ? 2 * ops : ops);
   g_autofree char *text = g_strdup_printf (
     "Total (batch %" G_GUINT64_FORMAT "): %s parameters = %s weights + %s biases · memory %s "
-    "values (%s) · %s %s%s", self->stats->batch, params, w, b, acts, bytes, ops,
-    self->flops ? "FLOPs" : "MACs",
+    "values (%s) · %s %s%s%s", self->stats->batch, params, w, b, acts, bytes, opstr,
+    self->flops ? "FLOPs" : "MACs", self->with_biases ? " with bias additions" : "",
     t->train_only_params ? " · auxiliary (training-only) branches not included" : "");
   gtk_label_set_text (GTK_LABEL (self->totals), text);
 }
@@ -278,6 +291,7 @@ cs_layer_table_set_stats (CsLayerTable *self, CsStats *st, gboolean unfold)
           it->weights = row->st.weights;
           it->biases = row->st.biases;
           it->macs = row->st.macs * self->stats->batch;
+          it->bias_adds = row->st.biases ? row->st.activations * self->stats->batch : 0;
           it->rf = row->st.rf_h.size;
           g_ptr_array_add (items, it);
         }
@@ -300,9 +314,10 @@ cs_layer_table_set_stats (CsLayerTable *self, CsStats *st, gboolean unfold)
 }
 
 void
-cs_layer_table_set_flops (CsLayerTable *self, gboolean flops)
+cs_layer_table_set_counting (CsLayerTable *self, gboolean flops, gboolean biases)
 {
   self->flops = flops;
+  self->with_biases = biases;
   gtk_column_view_column_set_title (self->columns[COL_MACS], flops ? "FLOPs" : "MACs");
   /* Rebinding every row is the simplest way to refresh the cells. */
   CsStats *st = self->stats;

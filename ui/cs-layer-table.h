@@ -14,8 +14,9 @@ G_DECLARE_FINAL_TYPE (CsLayerTable, cs_layer_table, CS, LAYER_TABLE, GtkWidget)
 GtkWidget *cs_layer_table_new        (void);
 /* Fills the table from ST's lecture view, or every node when UNFOLD. */
 void       cs_layer_table_set_stats  (CsLayerTable *self, CsStats *st, gboolean unfold);
-/* Show FLOPs (2 x MACs) instead of MACs. */
-void       cs_layer_table_set_flops  (CsLayerTable *self, gboolean flops);
+/* Show FLOPs (2 x MACs) instead of MACs, and count the bias additions (one per output value of a
+ * layer with biases) with the multiply-adds or not. */
+void       cs_layer_table_set_counting (CsLayerTable *self, gboolean flops, gboolean biases);
 void       cs_layer_table_set_times  (CsLayerTable *self, const double *forward_ms,
                                       const double *backward_ms);
 /* Selects the row showing NODE (folded nodes select their row); -1 clears. */

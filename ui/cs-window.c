@@ -22,7 +22,7 @@ struct _CsWindow {
   GtkWidget *sidebar, *model_list, *graph_box, *layers_page, *charts_page, *train_page;
   GtkWidget *profile_page, *error_banner, *search_entry, *details;
   GtkDropDown *overlay_dropdown;
-  GtkCheckButton *fold_check, *flops_check, *profile_train_check;
+  GtkCheckButton *fold_check, *flops_check, *bias_check, *profile_train_check;
   GtkEditable *data_entry;
   GtkNotebook *notebook;
   GtkSpinButton *batch_spin, *epochs_spin, *profile_batch_spin;
@@ -218,7 +218,8 @@ refresh (CsWindow *self)
   cs_graph_view_set_fold (self->graph, !unfold);
   cs_graph_view_set_stats (self->graph, st);
   cs_layer_table_set_stats (self->table, st, unfold);
-  cs_layer_table_set_flops (self->table, gtk_check_button_get_active (self->flops_check));
+  cs_layer_table_set_counting (self->table, gtk_check_button_get_active (self->flops_check),
+                               gtk_check_button_get_active (self->bias_check));
   cs_details_show (CS_DETAILS (self->details), st, -1, NULL, NULL);
   cs_chart_set_stats (self->layers_chart, st);
   cs_chart_set_current_model (self->complexity_chart, st ? st->graph->name : NULL);
@@ -1078,6 +1079,7 @@ cs_window_class_init (CsWindowClass *klass)
   BIND (overlay_dropdown);
   BIND (fold_check);
   BIND (flops_check);
+  BIND (bias_check);
   BIND (profile_train_check);
   BIND (batch_spin);
   BIND (epochs_spin);
@@ -1177,6 +1179,7 @@ cs_window_init (CsWindow *self)
   g_signal_connect (self->overlay_dropdown, "notify::selected", G_CALLBACK (on_overlay), self);
   g_signal_connect (self->fold_check, "toggled", G_CALLBACK (on_view_option), self);
   g_signal_connect (self->flops_check, "toggled", G_CALLBACK (on_view_option), self);
+  g_signal_connect (self->bias_check, "toggled", G_CALLBACK (on_view_option), self);
   g_signal_connect (self->batch_spin, "value-changed", G_CALLBACK (on_view_option), self);
   g_signal_connect (self->search_entry, "activate", G_CALLBACK (on_search), self);
   g_signal_connect (self->search_entry, "search-changed", G_CALLBACK (on_search), self);
