@@ -280,7 +280,12 @@ cmd_infer (int argc, char **argv)
     {
       images = g_try_malloc ((gsize) n * vol * sizeof (float));
       if (images == NULL)
-        return usage_error (ctx, "no memory for that batch");
+        {
+          g_autofree char *size = g_format_size ((guint64) n * vol * sizeof (float));
+          g_printerr ("cnnscope-cli: out of memory: %s for a batch of %" G_GUINT64_FORMAT
+                      " input images; try a smaller --batch\n", size, n);
+          return EXIT_MODEL;
+        }
       for (gsize i = 0; i < n * vol; i++)
         images[i] = 2.0f * cs_uniform ((guint64) seed, i) - 1.0f;
     }
@@ -292,7 +297,10 @@ cmd_infer (int argc, char **argv)
   gsize classes = (gsize) out->shape.c * out->shape.h * out->shape.w;
   g_autofree float *scores = g_try_malloc (n * classes * sizeof (float));
   if (scores == NULL)
-    return usage_error (ctx, "no memory for the outputs");
+    {
+      g_printerr ("cnnscope-cli: out of memory for the outputs; try a smaller --batch\n");
+      return EXIT_MODEL;
+    }
   gint64 t0 = g_get_monotonic_time ();
   for (guint64 start = 0; start < n; start += batch)
     {

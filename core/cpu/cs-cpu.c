@@ -18,13 +18,34 @@ vol (const CsShape *s)
   return (gsize) s->c * s->h * s->w;
 }
 
+/* The memory the kernel says can be had without swapping, or G_MAXUINT64 when unknown. */
+static guint64
+available_memory (void)
+{
+  g_autofree char *info = NULL;
+  if (!g_file_get_contents ("/proc/meminfo", &info, NULL, NULL))
+    return G_MAXUINT64;
+  const char *p = strstr (info, "MemAvailable:");
+  return p ? g_ascii_strtoull (p + 13, NULL, 10) * 1024 : G_MAXUINT64;
+}
+
 static float *
 cpu_alloc (CsBackend *be, gsize n, GError **error)
 {
   void *p = NULL;
+  /* Linux grants more than it has and kills the process when the pages are touched: large
+   * requests are checked against what is available first, so they fail with a message. */
+  guint64 bytes = (guint64) MIN (n, G_MAXSIZE / 4) * 4, avail;
+  if (bytes > (256u << 20) && bytes > (avail = available_memory ()))
+    {
+      g_autofree char *size = g_format_size (bytes), *free_size = g_format_size (avail);
+      g_set_error (error, CS_ERROR, CS_ERROR_OUT_OF_MEMORY,
+                   "out of host memory: asked for %s, %s available", size, free_size);
+      return NULL;
+    }
   if (n > G_MAXSIZE / sizeof (float) || posix_memalign (&p, 64, n * sizeof (float)) != 0)
     {
-      g_autofree char *size = g_format_size ((guint64) MIN (n, G_MAXSIZE / 4) * 4);
+      g_autofree char *size = g_format_size (bytes);
       g_set_error (error, CS_ERROR, CS_ERROR_OUT_OF_MEMORY, "out of host memory (asked for %s)",
                    size);
       return NULL;
