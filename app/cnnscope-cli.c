@@ -1,7 +1,9 @@
 /* cnnscope-cli: the headless front end: the zoo, per-layer statistics, inference and training. */
 #include "cs-blas.h"
+#include "cs-device.h"
 #include "cs-error.h"
 #include "cs-exec.h"
+#include "cs-profile.h"
 #include "cs-report.h"
 #include "cs-stats.h"
 #include "cs-train.h"
@@ -133,19 +135,32 @@ parse_options (GOptionContext *ctx, int *argc, char ***argv, int *status)
   return FALSE;
 }
 
-/* The backend for --device: only the CPU in this build. */
+/* The backend for --device and --math; "auto" says so when it falls back to the CPU. */
 static CsBackend *
-open_backend (const char *device, GError **error)
+open_backend (const char *device, const char *math_name, GError **error)
 {
-  if (device == NULL || g_str_equal (device, "cpu") || g_str_equal (device, "auto"))
-    return cs_cpu_backend_new ();
-  if (g_str_equal (device, "cuda"))
-    g_set_error (error, CS_ERROR, CS_ERROR_DEVICE,
-                 "--device cuda: this build of cnnscope has no CUDA backend");
-  else
-    g_set_error (error, CS_ERROR, CS_ERROR_USAGE, "--device takes cpu, cuda or auto, not '%s'",
-                 device);
-  return NULL;
+  CsMath math = CS_MATH_FP32;
+  gboolean cpu = device && g_str_equal (device, "cpu");
+  if (math_name && !cs_math_from_string (math_name, &math))
+    {
+      g_set_error (error, CS_ERROR, CS_ERROR_USAGE, "--math takes fp32, tf32 or bf16, not '%s'",
+                   math_name);
+      return NULL;
+    }
+  /* The GPU's default is tf32, as PyTorch's for convolutions; the CPU has fp32 only. */
+  if (math_name == NULL && !cpu)
+    math = CS_MATH_TF32;
+  g_autofree char *note = NULL;
+  CsBackend *be = cs_backend_open (device, math, &note, error);
+  if (be == NULL && error && *error && (*error)->code == CS_ERROR_UNSUPPORTED && math_name == NULL)
+    {
+      /* "auto" fell back to the CPU, where tf32 does not exist: fp32 it is. */
+      g_clear_error (error);
+      be = cs_backend_open ("cpu", CS_MATH_FP32, NULL, error);
+    }
+  if (note)
+    g_printerr ("cnnscope-cli: %s\n", note);
+  return be;
 }
 
 /* A model with its parameters: from FILE when given, else initialised from the seed. */
@@ -190,7 +205,7 @@ parse_floats (GHashTable *metadata, const char *key, float *out, guint64 n)
 static int
 cmd_infer (int argc, char **argv)
 {
-  g_autofree char *weights = NULL, *input = NULL, *save = NULL, *device = NULL;
+  g_autofree char *weights = NULL, *input = NULL, *save = NULL, *device = NULL, *math = NULL;
   gint batch = 1;
   gint64 seed = 1;
   GOptionEntry entries[] = {
@@ -202,6 +217,7 @@ cmd_infer (int argc, char **argv)
     { "save-output", 'o', 0, G_OPTION_ARG_FILENAME, &save,
       "Write the raw outputs (batch x classes, float32) as .npy", "FILE.npy" },
     { "device", 'd', 0, G_OPTION_ARG_STRING, &device, "cpu, cuda or auto (default)", "DEVICE" },
+    { "math", 0, 0, G_OPTION_ARG_STRING, &math, "fp32, tf32 (the GPU's default) or bf16", "MODE" },
     { "seed", 's', 0, G_OPTION_ARG_INT64, &seed, "Seed for initial weights and random input",
       "N" },
     { NULL }
@@ -223,7 +239,7 @@ cmd_infer (int argc, char **argv)
   g_autoptr (CsNet) net = open_net (argv[1], weights, seed, &g, &meta, &error);
   if (net == NULL)
     return model_error (error);
-  g_autoptr (CsBackend) be = open_backend (device, &error);
+  g_autoptr (CsBackend) be = open_backend (device, math, &error);
   if (be == NULL)
     return error->code == CS_ERROR_USAGE ? (usage_error (ctx, error->message),
                                             g_error_free (error), EXIT_USAGE)
@@ -443,6 +459,7 @@ static int
 cmd_train (int argc, char **argv)
 {
   g_autofree char *data = NULL, *device = NULL, *save = NULL, *log = NULL, *weights = NULL;
+  g_autofree char *math = NULL;
   gint epochs = 0, batch = 0, max_steps = 0;
   gdouble lr = 0;
   gint64 seed = 1;
@@ -455,6 +472,7 @@ cmd_train (int argc, char **argv)
     { "batch", 'b', 0, G_OPTION_ARG_INT, &batch, "Batch size (default: the preset)", "N" },
     { "lr", 0, 0, G_OPTION_ARG_DOUBLE, &lr, "Learning rate (default: the preset)", "X" },
     { "device", 'd', 0, G_OPTION_ARG_STRING, &device, "cpu, cuda or auto (default)", "DEVICE" },
+    { "math", 0, 0, G_OPTION_ARG_STRING, &math, "fp32, tf32 (the GPU's default) or bf16", "MODE" },
     { "weights", 'w', 0, G_OPTION_ARG_FILENAME, &weights, "Start from these parameters",
       "FILE" },
     { "save", 0, 0, G_OPTION_ARG_FILENAME, &save,
@@ -488,7 +506,7 @@ cmd_train (int argc, char **argv)
     return model_error (error);
   if (init && weights == NULL)
     cs_net_init (net, seed, g_str_equal (init, "xavier"));
-  g_autoptr (CsBackend) be = open_backend (device, &error);
+  g_autoptr (CsBackend) be = open_backend (device, math, &error);
   if (be == NULL)
     return error->code == CS_ERROR_USAGE ? (usage_error (ctx, error->message),
                                             g_error_free (error), EXIT_USAGE)
@@ -550,6 +568,57 @@ cmd_train (int argc, char **argv)
   return EXIT_SUCCESS;
 }
 
+static int
+cmd_profile (int argc, char **argv)
+{
+  g_autofree char *device = NULL, *math = NULL, *mode = NULL, *format_name = NULL;
+  gint batch = 1, iters = 10, warmup = 3;
+  GOptionEntry entries[] = {
+    { "device", 'd', 0, G_OPTION_ARG_STRING, &device, "cpu, cuda or auto (default)", "DEVICE" },
+    { "batch", 'b', 0, G_OPTION_ARG_INT, &batch, "Batch size (default 1)", "N" },
+    { "mode", 'm', 0, G_OPTION_ARG_STRING, &mode, "infer (default) or train", "MODE" },
+    { "math", 0, 0, G_OPTION_ARG_STRING, &math, "fp32, tf32 (the GPU's default) or bf16", "MODE" },
+    { "iters", 'n', 0, G_OPTION_ARG_INT, &iters, "Timed iterations (default 10)", "N" },
+    { "warmup", 0, 0, G_OPTION_ARG_INT, &warmup, "Untimed iterations first (default 3)", "N" },
+    { "format", 'f', 0, G_OPTION_ARG_STRING, &format_name, "table (default) or json", "FORMAT" },
+    { NULL }
+  };
+  g_autoptr (GOptionContext) ctx =
+    g_option_context_new ("MODEL - per-layer times of a forward pass or a training step");
+  g_option_context_add_main_entries (ctx, entries, NULL);
+  int status;
+  if (!parse_options (ctx, &argc, &argv, &status))
+    return status;
+  if (argc != 2)
+    return usage_error (ctx, "profile takes one MODEL");
+  if (mode && !g_str_equal (mode, "infer") && !g_str_equal (mode, "train"))
+    return usage_error (ctx, "--mode takes infer or train");
+  CsReportFormat format = CS_REPORT_TABLE;
+  if (format_name && (!cs_report_format_from_string (format_name, &format)
+                      || (format != CS_REPORT_TABLE && format != CS_REPORT_JSON)))
+    return usage_error (ctx, "--format takes table or json");
+  if (batch < 1 || batch > 65536 || iters < 1 || iters > 10000 || warmup < 0 || warmup > 10000)
+    return usage_error (ctx, "--batch, --iters and --warmup take positive numbers");
+
+  GError *error = NULL;
+  g_autoptr (CsGraph) g = NULL;
+  g_autoptr (CsNet) net = open_net (argv[1], NULL, 1, &g, NULL, &error);
+  if (net == NULL)
+    return model_error (error);
+  g_autoptr (CsBackend) be = open_backend (device, math, &error);
+  if (be == NULL)
+    return error->code == CS_ERROR_USAGE ? (usage_error (ctx, error->message),
+                                            g_error_free (error), EXIT_USAGE)
+                                         : model_error (error);
+  gboolean train = mode && g_str_equal (mode, "train");
+  g_autoptr (CsProfile) p = cs_profile_run (net, be, batch, train, iters, warmup, NULL, &error);
+  if (p == NULL)
+    return model_error (error);
+  g_autofree char *text = cs_profile_report (p, g, format);
+  fputs (text, stdout);
+  return EXIT_SUCCESS;
+}
+
 static const struct {
   const char *name;
   int (*run) (int argc, char **argv);
@@ -559,6 +628,7 @@ static const struct {
   { "summary", cmd_summary, "print a model's per-layer table and totals" },
   { "infer", cmd_infer, "run a forward pass and print the top-5 classes" },
   { "train", cmd_train, "train a model on a dataset" },
+  { "profile", cmd_profile, "time every layer of a forward pass or a training step" },
 };
 
 static int

@@ -304,24 +304,71 @@ test_train_and_infer (void)
   g_rmdir (dir);
 }
 
+/* profile: per-layer times in JSON, every layer that ran, forward and backward in training. */
+static void
+test_profile (void)
+{
+  g_auto (Run) r = { 0 };
+  run_cli (&r, "profile", "lenet5", "--device", "cpu", "--mode", "train", "--batch", "4",
+           "--iters", "3", "--warmup", "1", "--format", "json", NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  g_autoptr (JsonParser) parser = NULL;
+  JsonObject *o = parse_json (r.out, &parser);
+  g_assert_cmpstr (json_object_get_string_member (o, "model"), ==, "lenet5");
+  g_assert_cmpstr (json_object_get_string_member (o, "mode"), ==, "train");
+  g_assert_cmpint (json_object_get_int_member (o, "batch"), ==, 4);
+  JsonArray *layers = json_object_get_array_member (o, "layers");
+  /* Every layer but the input runs: 12 nodes, the softmax head's backward starts the loss. */
+  g_assert_cmpuint (json_array_get_length (layers), >=, 11);
+  double sum = 0;
+  for (guint i = 0; i < json_array_get_length (layers); i++)
+    {
+      JsonObject *l = json_array_get_object_element (layers, i);
+      double f = json_object_get_double_member (l, "forward_ms");
+      double b = json_object_get_double_member (l, "backward_ms");
+      g_assert_cmpfloat (f, >=, 0);
+      if (g_str_equal (json_object_get_string_member (l, "kind"), "conv"))
+        {
+          g_assert_cmpfloat (f, >, 0);
+          g_assert_cmpfloat (b, >, 0);
+        }
+      sum += f + b;
+    }
+  JsonObject *t = json_object_get_object_member (o, "totals");
+  g_assert_cmpfloat (fabs (json_object_get_double_member (t, "layers_ms") - sum), <, 1e-6);
+  /* The layers' times fit in the timed step, which the profile measured around them. */
+  g_assert_cmpfloat (sum, <=, json_object_get_double_member (t, "timed_step_ms") * 1.01 + 0.01);
+  g_assert_cmpfloat (json_object_get_double_member (t, "step_ms"), >, 0);
+
+  g_auto (Run) tab = { 0 };
+  run_cli (&tab, "profile", "lenet5", "--device", "cpu", "--iters", "2", NULL);
+  g_assert_cmpint (tab.status, ==, 0);
+  g_assert_nonnull (strstr (tab.out, "lenet5, forward pass, batch 1, 2 timed iterations"));
+  g_assert_nonnull (strstr (tab.out, "with per-layer timing"));
+}
+
 static void
 test_run_errors (void)
 {
-  struct { const char *args[6]; int status; const char *err; } cases[] = {
+  struct { const char *args[7]; int status; const char *err; } cases[] = {
     { { "train", "lenet5" }, 2, "train needs --data" },
     { { "train", "lenet5", "--data", "cifar10:/nonexistent" }, 1, "/nonexistent" },
     { { "train", "lenet5", "--data", "imagenet:/x" }, 2, "imagenet" },
     { { "infer", "lenet5", "--device", "cuda" }, 1, "no CUDA backend" },
-    { { "infer", "lenet5", "--device", "tpu" }, 2, "--device takes cpu, cuda or auto" },
+    { { "infer", "lenet5", "--device", "tpu" }, 2, "the device is cpu, cuda or auto" },
     { { "infer", "lenet5", "--input", "/nonexistent.npy" }, 1, "/nonexistent.npy" },
     { { "infer", "lenet5", "--weights", "/nonexistent.safetensors" }, 1, "nonexistent" },
     { { "infer", "lenet5", "--batch", "0" }, 2, "--batch takes" },
+    { { "infer", "lenet5", "--device", "cpu", "--math", "tf32" }, 1, "fp32 only" },
+    { { "profile", "lenet5", "--math", "fp64" }, 2, "--math takes fp32, tf32 or bf16" },
+    { { "profile", "lenet5", "--mode", "backward" }, 2, "--mode takes infer or train" },
+    { { "profile", "lenet5", "--device", "cuda" }, 1, "no CUDA backend" },
   };
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
     {
       g_auto (Run) r = { 0 };
       const char **a = cases[i].args;
-      run_cli (&r, a[0], a[1], a[2], a[3], a[4], a[5], NULL);
+      run_cli (&r, a[0], a[1], a[2], a[3], a[4], a[5], a[6], NULL);
       g_test_message ("%s %s %s %s: %d %s", a[0], a[1], a[2] ? a[2] : "", a[3] ? a[3] : "",
                       r.status, r.err);
       g_assert_cmpint (r.status, ==, cases[i].status);
@@ -342,5 +389,6 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/bad-file", test_bad_file);
   g_test_add_func ("/cli/train-and-infer", test_train_and_infer);
   g_test_add_func ("/cli/run-errors", test_run_errors);
+  g_test_add_func ("/cli/profile", test_profile);
   return g_test_run ();
 }

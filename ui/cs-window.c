@@ -7,6 +7,7 @@
 #include "cs-error.h"
 #include "cs-exec.h"
 #include "cs-parser.h"
+#include "cs-profile.h"
 #include "cs-report.h"
 #include "cs-train.h"
 #include "cs-zoo.h"
@@ -857,48 +858,16 @@ profile_thread (GTask *task, gpointer source, gpointer data, GCancellable *cance
     }
   cs_net_init (net, 1, FALSE);
   g_autoptr (CsBackend) be = cs_cpu_backend_new ();
-  g_autoptr (CsExec) x = cs_exec_new (net, be, job->batch,
-                                      job->train ? CS_EXEC_TRAINING : CS_EXEC_INFERENCE, 1,
-                                      &error);
-  if (x == NULL)
+  g_autoptr (CsProfile) p = cs_profile_run (net, be, job->batch, job->train, 1, 1, cancellable,
+                                            &error);
+  if (p == NULL)
     {
       g_task_return_error (task, error);
       return;
     }
-  const CsShape *in = &cs_graph_node (job->graph, 0)->shape;
-  gsize n = (gsize) job->batch * in->c * in->h * in->w;
-  g_autofree float *images = g_try_malloc (n * sizeof (float));
-  g_autofree guint *labels = g_new0 (guint, job->batch);
-  if (images == NULL)
-    {
-      g_task_return_new_error (task, CS_ERROR, CS_ERROR_OUT_OF_MEMORY, "no memory for the input");
-      return;
-    }
-  for (gsize i = 0; i < n; i++)
-    images[i] = cs_uniform (1, i) - 0.5f;
-  /* One warm-up run, then a timed one. */
-  for (int run = 0; run < 2; run++)
-    {
-      if (g_cancellable_is_cancelled (cancellable))
-        {
-          g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_CANCELLED, "cancelled");
-          return;
-        }
-      cs_exec_set_timing (x, run == 1);
-      gint64 t0 = g_get_monotonic_time ();
-      gboolean ok = job->train
-        ? cs_exec_train_step (x, images, labels, job->batch, 0.0f, 0.0f, 0.0f, NULL, &error)
-        : cs_exec_forward (x, images, job->batch, &error);
-      if (!ok)
-        {
-          g_task_return_error (task, error);
-          return;
-        }
-      job->step_ms = (g_get_monotonic_time () - t0) / 1000.0;
-    }
-  guint nn = cs_graph_n_nodes (job->graph);
-  job->fwd = g_memdup2 (cs_exec_forward_ms (x), nn * sizeof (double));
-  job->bwd = job->train ? g_memdup2 (cs_exec_backward_ms (x), nn * sizeof (double)) : NULL;
+  job->step_ms = p->timed_step_ms;
+  job->fwd = g_steal_pointer (&p->forward_ms);
+  job->bwd = job->train ? g_steal_pointer (&p->backward_ms) : NULL;
   g_task_return_boolean (task, TRUE);
 }
 
