@@ -1,0 +1,1048 @@
+/* The CUDA backend: cuDNN convolutions and batch norm, cuBLAS fully connected layers, and the
+ * module's own kernels (gpu/cs-cuda-kernels.cu) for everything else; loaded at run time by
+ * core/cs-device.c through cs_cuda_backend_new. Status codes become GErrors naming the call. */
+#include "cs-backend.h"
+#include "cs-device.h"   /* CsMath; cs-device.c itself is not linked in */
+#include "cs-error.h"
+#include "cs-net.h"
+#include "cs-cuda-kernels.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+#include <cudnn.h>
+#include <gmodule.h>
+
+/* cuDNN's legacy convolution and batch-norm calls are deprecated in cuDNN 9 but still supported;
+ * they say plainly what is run, which is what this first backend wants. */
+
+#define WORKSPACE_LIMIT ((size_t) 512 << 20)   /* bytes a convolution algorithm may use */
+
+typedef struct {
+  cudnnTensorDescriptor_t x, y;
+  cudnnFilterDescriptor_t w;
+  cudnnConvolutionDescriptor_t conv;
+  cudnnConvolutionFwdAlgo_t fwd;
+  cudnnConvolutionBwdDataAlgo_t bwd_data;
+  cudnnConvolutionBwdFilterAlgo_t bwd_filter;
+  cudnnMathType_t fwd_math, data_math, filter_math;
+  size_t fwd_ws, data_ws, filter_ws;        /* bytes */
+} ConvPlan;
+
+typedef struct {
+  CsBackend base;
+  CsMath math;
+  int device;
+  cudaStream_t stream;
+  cudnnHandle_t dnn;
+  cublasHandle_t blas;
+  GHashTable *plans;            /* shape key -> ConvPlan* */
+  size_t ws_limit;
+  cudnnTensorDescriptor_t bn_x, bn_param;
+  float *ones, *zeros;          /* batch norm without affine parameters */
+  size_t ones_len, zeros_len;
+  float *scratch;               /* gradients nobody reads */
+  size_t scratch_len;
+  float *labels;                /* unsigned int labels, in a float-sized buffer */
+  size_t labels_len;
+  CsCuLossSums *sums;
+} CsCuda;
+
+static inline CsCuda *
+CUDA (CsBackend *be)
+{
+  return (CsCuda *) be;
+}
+
+/* ---- errors ------------------------------------------------------------------------------- */
+
+static gboolean
+cuda_ok (cudaError_t e, const char *call, const char *file, int line, GError **error)
+{
+  if (e == cudaSuccess)
+    return TRUE;
+  cudaGetLastError ();  /* clear a non-sticky error so that the backend stays usable */
+  g_set_error (error, CS_ERROR,
+               e == cudaErrorMemoryAllocation ? CS_ERROR_OUT_OF_MEMORY : CS_ERROR_DEVICE,
+               "%s failed (%s:%d): %s: %s", call, file, line, cudaGetErrorName (e),
+               cudaGetErrorString (e));
+  return FALSE;
+}
+
+static gboolean
+cudnn_ok (cudnnStatus_t s, const char *call, const char *file, int line, GError **error)
+{
+  if (s == CUDNN_STATUS_SUCCESS)
+    return TRUE;
+  char detail[256] = "";
+  cudnnGetLastErrorString (detail, sizeof detail);
+  g_set_error (error, CS_ERROR,
+               s == CUDNN_STATUS_ALLOC_FAILED ? CS_ERROR_OUT_OF_MEMORY : CS_ERROR_DEVICE,
+               "%s failed (%s:%d): %s%s%s", call, file, line, cudnnGetErrorString (s),
+               detail[0] ? ": " : "", detail);
+  return FALSE;
+}
+
+static gboolean
+cublas_ok (cublasStatus_t s, const char *call, const char *file, int line, GError **error)
+{
+  if (s == CUBLAS_STATUS_SUCCESS)
+    return TRUE;
+  g_set_error (error, CS_ERROR,
+               s == CUBLAS_STATUS_ALLOC_FAILED ? CS_ERROR_OUT_OF_MEMORY : CS_ERROR_DEVICE,
+               "%s failed (%s:%d): %s", call, file, line, cublasGetStatusString (s));
+  return FALSE;
+}
+
+#define CU(call) do { if (!cuda_ok ((call), #call, __FILE__, __LINE__, error)) return FALSE; } while (0)
+#define DNN(call) do { if (!cudnn_ok ((call), #call, __FILE__, __LINE__, error)) return FALSE; } while (0)
+#define BLAS(call) do { if (!cublas_ok ((call), #call, __FILE__, __LINE__, error)) return FALSE; } while (0)
+
+/* ---- memory ------------------------------------------------------------------------------- */
+
+static void *
+device_alloc (size_t bytes, GError **error)
+{
+  void *p = NULL;
+  cudaError_t e = cudaMalloc (&p, MAX (bytes, 4));
+  if (e == cudaSuccess)
+    return p;
+  cudaGetLastError ();
+  if (e == cudaErrorMemoryAllocation)
+    {
+      size_t free_b = 0, total_b = 0;
+      cudaMemGetInfo (&free_b, &total_b);
+      g_autofree char *asked = g_format_size (bytes), *free_s = g_format_size (free_b);
+      g_autofree char *total_s = g_format_size (total_b);
+      g_set_error (error, CS_ERROR, CS_ERROR_OUT_OF_MEMORY,
+                   "out of GPU memory: asked for %s, %s free of %s", asked, free_s, total_s);
+    }
+  else
+    g_set_error (error, CS_ERROR, CS_ERROR_DEVICE, "cudaMalloc of %" G_GSIZE_FORMAT " bytes "
+                 "failed (%s:%d): %s: %s", bytes, __FILE__, __LINE__, cudaGetErrorName (e),
+                 cudaGetErrorString (e));
+  return NULL;
+}
+
+static float *
+cuda_alloc (CsBackend *be, gsize n, GError **error)
+{
+  if (n > G_MAXSIZE / sizeof (float))
+    {
+      g_set_error (error, CS_ERROR, CS_ERROR_OUT_OF_MEMORY, "out of GPU memory: %" G_GSIZE_FORMAT
+                   " floats do not fit in memory", n);
+      return NULL;
+    }
+  float *p = device_alloc (n * sizeof (float), error);
+  if (p && !cuda_ok (cudaMemsetAsync (p, 0, n * sizeof (float), CUDA (be)->stream),
+                     "cudaMemsetAsync", __FILE__, __LINE__, error))
+    {
+      cudaFree (p);
+      return NULL;
+    }
+  return p;
+}
+
+static void
+cuda_release (CsBackend *be, float *p)
+{
+  cudaFree (p);
+}
+
+static gboolean
+cuda_upload (CsBackend *be, float *dst, const float *src, gsize n, GError **error)
+{
+  CsCuda *cu = CUDA (be);
+  CU (cudaMemcpyAsync (dst, src, n * sizeof (float), cudaMemcpyHostToDevice, cu->stream));
+  CU (cudaStreamSynchronize (cu->stream));
+  return TRUE;
+}
+
+static gboolean
+cuda_download (CsBackend *be, float *dst, const float *src, gsize n, GError **error)
+{
+  CsCuda *cu = CUDA (be);
+  CU (cudaMemcpyAsync (dst, src, n * sizeof (float), cudaMemcpyDeviceToHost, cu->stream));
+  CU (cudaStreamSynchronize (cu->stream));
+  return TRUE;
+}
+
+static gboolean
+cuda_zero (CsBackend *be, float *p, gsize n, GError **error)
+{
+  CU (cudaMemsetAsync (p, 0, n * sizeof (float), CUDA (be)->stream));
+  return TRUE;
+}
+
+static gboolean
+cuda_synchronize (CsBackend *be, GError **error)
+{
+  CU (cudaStreamSynchronize (CUDA (be)->stream));
+  return TRUE;
+}
+
+/* A buffer of the backend's own that grows to at least N floats; its old contents are lost. */
+static float *
+grow (CsCuda *cu, float **buf, size_t *len, size_t n, GError **error)
+{
+  if (*len >= n && *buf)
+    return *buf;
+  if (*buf)
+    {
+      cudaStreamSynchronize (cu->stream);
+      cudaFree (*buf);
+      *buf = NULL;
+      *len = 0;
+    }
+  if ((*buf = device_alloc (n * sizeof (float), error)) == NULL)
+    return NULL;
+  *len = n;
+  return *buf;
+}
+
+/* Scale 1 and shift 0 for C channels. */
+static gboolean
+ones_and_zeros (CsCuda *cu, size_t c, GError **error)
+{
+  if (cu->ones_len >= c && cu->ones && cu->zeros_len >= c && cu->zeros)
+    return TRUE;
+  if (!grow (cu, &cu->ones, &cu->ones_len, c, error)
+      || !grow (cu, &cu->zeros, &cu->zeros_len, c, error))
+    return FALSE;
+  CU (cs_cu_fill (cu->stream, cu->ones, c, 1.0f));
+  CU (cs_cu_fill (cu->stream, cu->zeros, c, 0.0f));
+  return TRUE;
+}
+
+/* ---- shapes ------------------------------------------------------------------------------- */
+
+static gsize
+vol (const CsShape *s)
+{
+  return (gsize) s->c * s->h * s->w;
+}
+
+static gsize
+out_numel (const CsKernelArgs *a)
+{
+  return vol (&a->node->shape) * a->batch;
+}
+
+static gboolean
+fits_int (const CsShape *s, guint batch, GError **error)
+{
+  if ((guint64) batch * s->c * s->h * s->w > G_MAXINT)
+    {
+      g_set_error (error, CS_ERROR, CS_ERROR_UNSUPPORTED,
+                   "a tensor of more than 2^31 values is too large for cuDNN");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* ---- convolution -------------------------------------------------------------------------- */
+
+static void
+conv_plan_free (gpointer data)
+{
+  ConvPlan *p = data;
+  if (p->x) cudnnDestroyTensorDescriptor (p->x);
+  if (p->y) cudnnDestroyTensorDescriptor (p->y);
+  if (p->w) cudnnDestroyFilterDescriptor (p->w);
+  if (p->conv) cudnnDestroyConvolutionDescriptor (p->conv);
+  g_free (p);
+}
+
+static char *
+conv_key (const CsNode *n, const CsShape *in, guint batch)
+{
+  guint64 k[2], s[2], pad[2], d[2];
+  cs_layer_window (n, in, k, s, pad, d);
+  return g_strdup_printf ("%u %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT
+                          " %" G_GUINT64_FORMAT " %u k%" G_GUINT64_FORMAT "x%" G_GUINT64_FORMAT
+                          " s%" G_GUINT64_FORMAT "x%" G_GUINT64_FORMAT " p%" G_GUINT64_FORMAT
+                          "x%" G_GUINT64_FORMAT " d%" G_GUINT64_FORMAT "x%" G_GUINT64_FORMAT,
+                          batch, in->c, in->h, in->w, n->p.out, n->p.groups, k[0], k[1], s[0],
+                          s[1], pad[0], pad[1], d[0], d[1]);
+}
+
+/* In strict fp32 only plain FMA algorithms are taken; in tf32 whatever cuDNN measures fastest. */
+static gboolean
+math_allowed (const CsCuda *cu, cudnnMathType_t m)
+{
+  return cu->math != CS_MATH_FP32 || m == CUDNN_FMA_MATH;
+}
+
+/* Descriptors and the fastest algorithms (measured by cudnnFind*) for one convolution shape,
+ * each within LIMIT bytes of workspace. */
+static ConvPlan *
+conv_plan_new (CsCuda *cu, const CsNode *n, const CsShape *in, guint batch, size_t limit,
+               GError **error)
+{
+  guint64 k[2], s[2], pad[2], d[2];
+  cs_layer_window (n, in, k, s, pad, d);
+  g_autoptr (GError) local = NULL;
+  ConvPlan *p = g_new0 (ConvPlan, 1);
+  int groups = (int) n->p.groups, on, oc, oh, ow;
+  cudnnMathType_t base_math = cu->math == CS_MATH_FP32 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH;
+#define TRY(call) do { if (!cudnn_ok ((call), #call, __FILE__, __LINE__, error)) goto fail; } while (0)
+  TRY (cudnnCreateTensorDescriptor (&p->x));
+  TRY (cudnnCreateTensorDescriptor (&p->y));
+  TRY (cudnnCreateFilterDescriptor (&p->w));
+  TRY (cudnnCreateConvolutionDescriptor (&p->conv));
+  TRY (cudnnSetTensor4dDescriptor (p->x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, (int) batch,
+                                   (int) in->c, (int) in->h, (int) in->w));
+  TRY (cudnnSetFilter4dDescriptor (p->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, (int) n->p.out,
+                                   (int) (in->c / groups), (int) k[0], (int) k[1]));
+  TRY (cudnnSetConvolution2dDescriptor (p->conv, (int) pad[0], (int) pad[1], (int) s[0],
+                                        (int) s[1], (int) d[0], (int) d[1],
+                                        CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+  TRY (cudnnSetConvolutionGroupCount (p->conv, groups));
+  TRY (cudnnSetConvolutionMathType (p->conv, base_math));
+  TRY (cudnnGetConvolution2dForwardOutputDim (p->conv, p->x, p->w, &on, &oc, &oh, &ow));
+  if (on != (int) batch || oc != (int) n->shape.c || oh != (int) n->shape.h
+      || ow != (int) n->shape.w)
+    {
+      g_set_error (error, CS_ERROR, CS_ERROR_UNSUPPORTED, "cuDNN computes an output of "
+                   "%dx%dx%d where cnnscope expects %" G_GUINT64_FORMAT "x%" G_GUINT64_FORMAT
+                   "x%" G_GUINT64_FORMAT, oh, ow, oc, n->shape.h, n->shape.w, n->shape.c);
+      goto fail;
+    }
+  TRY (cudnnSetTensor4dDescriptor (p->y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, on, oc, oh, ow));
+
+  /* Fallbacks that need no workspace, should no measured algorithm qualify. */
+  p->fwd = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
+  p->bwd_data = CUDNN_CONVOLUTION_BWD_DATA_ALGO_0;
+  p->bwd_filter = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0;
+  p->fwd_math = p->data_math = p->filter_math = base_math;
+
+  cudnnConvolutionFwdAlgoPerf_t fp[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+  cudnnConvolutionBwdDataAlgoPerf_t dp[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+  cudnnConvolutionBwdFilterAlgoPerf_t wp[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+  int got = 0;
+  TRY (cudnnFindConvolutionForwardAlgorithm (cu->dnn, p->x, p->w, p->conv, p->y,
+                                             G_N_ELEMENTS (fp), &got, fp));
+  for (int i = 0; i < got; i++)
+    if (fp[i].status == CUDNN_STATUS_SUCCESS && fp[i].memory <= limit
+        && math_allowed (cu, fp[i].mathType))
+      {
+        p->fwd = fp[i].algo, p->fwd_math = fp[i].mathType;
+        break;
+      }
+  TRY (cudnnFindConvolutionBackwardDataAlgorithm (cu->dnn, p->w, p->y, p->conv, p->x,
+                                                  G_N_ELEMENTS (dp), &got, dp));
+  for (int i = 0; i < got; i++)
+    if (dp[i].status == CUDNN_STATUS_SUCCESS && dp[i].memory <= limit
+        && math_allowed (cu, dp[i].mathType))
+      {
+        p->bwd_data = dp[i].algo, p->data_math = dp[i].mathType;
+        break;
+      }
+  TRY (cudnnFindConvolutionBackwardFilterAlgorithm (cu->dnn, p->x, p->y, p->conv, p->w,
+                                                    G_N_ELEMENTS (wp), &got, wp));
+  for (int i = 0; i < got; i++)
+    if (wp[i].status == CUDNN_STATUS_SUCCESS && wp[i].memory <= limit
+        && math_allowed (cu, wp[i].mathType))
+      {
+        p->bwd_filter = wp[i].algo, p->filter_math = wp[i].mathType;
+        break;
+      }
+  /* The workspace each algorithm needs, asked with the math type it will run with. */
+  TRY (cudnnSetConvolutionMathType (p->conv, p->fwd_math));
+  TRY (cudnnGetConvolutionForwardWorkspaceSize (cu->dnn, p->x, p->w, p->conv, p->y, p->fwd,
+                                                &p->fwd_ws));
+  TRY (cudnnSetConvolutionMathType (p->conv, p->data_math));
+  TRY (cudnnGetConvolutionBackwardDataWorkspaceSize (cu->dnn, p->w, p->y, p->conv, p->x,
+                                                     p->bwd_data, &p->data_ws));
+  TRY (cudnnSetConvolutionMathType (p->conv, p->filter_math));
+  TRY (cudnnGetConvolutionBackwardFilterWorkspaceSize (cu->dnn, p->x, p->y, p->conv, p->w,
+                                                       p->bwd_filter, &p->filter_ws));
+#undef TRY
+  return p;
+
+fail:
+  conv_plan_free (p);
+  return NULL;
+}
+
+static size_t
+conv_plan_ws (const ConvPlan *p)
+{
+  return MAX (p->fwd_ws, MAX (p->data_ws, p->filter_ws));
+}
+
+/* The plan for this shape, made once; LIMIT bounds its workspace (the executor's, once sized). */
+static ConvPlan *
+conv_plan (CsCuda *cu, const CsNode *n, const CsShape *in, guint batch, size_t limit,
+           GError **error)
+{
+  char *key = conv_key (n, in, batch);
+  ConvPlan *p = g_hash_table_lookup (cu->plans, key);
+  if (p && conv_plan_ws (p) <= limit)
+    {
+      g_free (key);
+      return p;
+    }
+  if ((p = conv_plan_new (cu, n, in, batch, limit, error)) == NULL)
+    {
+      g_free (key);
+      return NULL;
+    }
+  g_hash_table_replace (cu->plans, key, p);
+  return p;
+}
+
+static gboolean
+conv_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  CsCuda *cu = CUDA (be);
+  const CsNode *n = a->node;
+  if (!fits_int (&a->in_shape[0], a->batch, error) || !fits_int (&n->shape, a->batch, error))
+    return FALSE;
+  ConvPlan *p = conv_plan (cu, n, &a->in_shape[0], a->batch,
+                           MIN (cu->ws_limit, a->work_len * sizeof (float)), error);
+  if (p == NULL)
+    return FALSE;
+  const float one = 1.0f, zero = 0.0f;
+  DNN (cudnnSetConvolutionMathType (p->conv, p->fwd_math));
+  DNN (cudnnConvolutionForward (cu->dnn, &one, p->x, a->in[0], p->w, a->w, p->conv, p->fwd,
+                                a->work, p->fwd_ws, &zero, p->y, a->out));
+  if (a->b)
+    CU (cs_cu_bias_forward (cu->stream, a->out, a->b, a->batch, (int) n->shape.c,
+                            (size_t) n->shape.h * n->shape.w));
+  return TRUE;
+}
+
+static gboolean
+conv_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  CsCuda *cu = CUDA (be);
+  const CsNode *n = a->node;
+  ConvPlan *p = conv_plan (cu, n, &a->in_shape[0], a->batch,
+                           MIN (cu->ws_limit, a->work_len * sizeof (float)), error);
+  if (p == NULL)
+    return FALSE;
+  const float one = 1.0f;
+  /* beta 1: the gradients are added to, as the interface asks. */
+  if (a->d_in[0])
+    {
+      DNN (cudnnSetConvolutionMathType (p->conv, p->data_math));
+      DNN (cudnnConvolutionBackwardData (cu->dnn, &one, p->w, a->w, p->y, a->d_out, p->conv,
+                                         p->bwd_data, a->work, p->data_ws, &one, p->x,
+                                         a->d_in[0]));
+    }
+  if (a->dw)
+    {
+      DNN (cudnnSetConvolutionMathType (p->conv, p->filter_math));
+      DNN (cudnnConvolutionBackwardFilter (cu->dnn, &one, p->x, a->in[0], p->y, a->d_out,
+                                           p->conv, p->bwd_filter, a->work, p->filter_ws, &one,
+                                           p->w, a->dw));
+    }
+  if (a->db)
+    CU (cs_cu_bias_backward (cu->stream, a->d_out, a->db, a->batch, (int) n->shape.c,
+                             (size_t) n->shape.h * n->shape.w));
+  return TRUE;
+}
+
+/* ---- fully connected: cuBLAS is column-major, so the row-major products are transposed --- */
+
+static gboolean
+fc_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  CsCuda *cu = CUDA (be);
+  int in = (int) vol (&a->in_shape[0]), out = (int) a->node->p.out, n = (int) a->batch;
+  const float one = 1.0f, zero = 0.0f;
+  /* Y[n, out] = X[n, in] W[out, in]^T, i.e. Y^T = W X^T in column-major terms. */
+  BLAS (cublasSgemm (cu->blas, CUBLAS_OP_T, CUBLAS_OP_N, out, n, in, &one, a->w, in, a->in[0],
+                     in, &zero, a->out, out));
+  if (a->b)
+    CU (cs_cu_bias_forward (cu->stream, a->out, a->b, a->batch, out, 1));
+  return TRUE;
+}
+
+static gboolean
+fc_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  CsCuda *cu = CUDA (be);
+  int in = (int) vol (&a->in_shape[0]), out = (int) a->node->p.out, n = (int) a->batch;
+  const float one = 1.0f;
+  /* dX[n, in] += dY[n, out] W[out, in]: dX^T += W^T dY^T. */
+  if (a->d_in[0])
+    BLAS (cublasSgemm (cu->blas, CUBLAS_OP_N, CUBLAS_OP_N, in, n, out, &one, a->w, in,
+                       a->d_out, out, &one, a->d_in[0], in));
+  /* dW[out, in] += dY^T X: dW^T += X^T dY. */
+  if (a->dw)
+    BLAS (cublasSgemm (cu->blas, CUBLAS_OP_N, CUBLAS_OP_T, in, out, n, &one, a->in[0], in,
+                       a->d_out, out, &one, a->dw, in));
+  if (a->db)
+    CU (cs_cu_bias_backward (cu->stream, a->d_out, a->db, a->batch, out, 1));
+  return TRUE;
+}
+
+/* ---- pooling (own kernels: cuDNN's ceil mode and clipped averages differ from cnnscope's) -- */
+
+static CsCuPool
+pool_geom (const CsKernelArgs *a)
+{
+  guint64 k[2], s[2], p[2], d[2];
+  cs_layer_window (a->node, &a->in_shape[0], k, s, p, d);
+  return (CsCuPool) { (int) a->in_shape[0].h, (int) a->in_shape[0].w, (int) k[0], (int) k[1],
+                      (int) s[0], (int) s[1], (int) p[0], (int) p[1], (int) a->node->shape.h,
+                      (int) a->node->shape.w };
+}
+
+static gboolean
+maxpool_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  CU (cs_cu_maxpool_forward (CUDA (be)->stream, a->in[0], a->out,
+                             (size_t) a->batch * a->in_shape[0].c, pool_geom (a)));
+  return TRUE;
+}
+
+static gboolean
+maxpool_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  if (a->d_in[0])
+    CU (cs_cu_maxpool_backward (CUDA (be)->stream, a->in[0], a->out, a->d_out, a->d_in[0],
+                                (size_t) a->batch * a->in_shape[0].c, pool_geom (a)));
+  return TRUE;
+}
+
+static gboolean
+avgpool_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  CU (cs_cu_avgpool_forward (CUDA (be)->stream, a->in[0], a->out,
+                             (size_t) a->batch * a->in_shape[0].c, pool_geom (a)));
+  return TRUE;
+}
+
+static gboolean
+avgpool_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  if (a->d_in[0])
+    CU (cs_cu_avgpool_backward (CUDA (be)->stream, a->d_out, a->d_in[0],
+                                (size_t) a->batch * a->in_shape[0].c, pool_geom (a)));
+  return TRUE;
+}
+
+/* ---- LRN (own kernels: the window of an even size is the CPU's, c-size/2..c+size/2) ------- */
+
+static gboolean
+lrn_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  const CsLayerParams *p = &a->node->p;
+  CU (cs_cu_lrn_forward (CUDA (be)->stream, a->in[0], a->out, a->batch, (int) a->in_shape[0].c,
+                         (size_t) a->in_shape[0].h * a->in_shape[0].w, (int) p->size,
+                         (float) (p->alpha / p->size), (float) p->beta, (float) p->k));
+  return TRUE;
+}
+
+static gboolean
+lrn_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  const CsLayerParams *p = &a->node->p;
+  if (a->d_in[0])
+    CU (cs_cu_lrn_backward (CUDA (be)->stream, a->in[0], a->out, a->d_out, a->d_in[0], a->batch,
+                            (int) a->in_shape[0].c, (size_t) a->in_shape[0].h * a->in_shape[0].w,
+                            (int) p->size, (float) (p->alpha / p->size),
+                            (float) (2.0 * p->alpha * p->beta / p->size), (float) p->beta,
+                            (float) p->k));
+  return TRUE;
+}
+
+/* ---- batch norm --------------------------------------------------------------------------- */
+
+/* cuDNN in training: batch statistics, the biased variance to normalise, the unbiased one in the
+ * running variance, exponential average factor = momentum; it saves the mean and 1/sqrt(var+eps)
+ * as the CPU backend does. Inference is the CPU's formula in an own (in-place safe) kernel. */
+static gboolean
+bn_descriptors (CsCuda *cu, const CsKernelArgs *a, GError **error)
+{
+  const CsShape *s = &a->in_shape[0];
+  if (!fits_int (s, a->batch, error))
+    return FALSE;
+  DNN (cudnnSetTensor4dDescriptor (cu->bn_x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, (int) a->batch,
+                                   (int) s->c, (int) s->h, (int) s->w));
+  DNN (cudnnDeriveBNTensorDescriptor (cu->bn_param, cu->bn_x, CUDNN_BATCHNORM_SPATIAL));
+  return TRUE;
+}
+
+static gboolean
+bn_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  CsCuda *cu = CUDA (be);
+  const CsLayerParams *p = &a->node->p;
+  int C = (int) a->in_shape[0].c;
+  size_t hw = (size_t) a->in_shape[0].h * a->in_shape[0].w;
+  if (!a->training)
+    {
+      CU (cs_cu_bn_inference (cu->stream, a->in[0], a->out, a->w, a->b, a->run_mean, a->run_var,
+                              p->eps, a->batch, C, hw));
+      return TRUE;
+    }
+  if (a->out == a->in[0])
+    {
+      g_set_error (error, CS_ERROR, CS_ERROR_UNSUPPORTED,
+                   "batch norm cannot train in place on the GPU");
+      return FALSE;
+    }
+  if ((guint64) a->batch * hw < 2)
+    {
+      g_set_error (error, CS_ERROR, CS_ERROR_UNSUPPORTED,
+                   "batch norm needs more than one value per channel to train");
+      return FALSE;
+    }
+  if (!bn_descriptors (cu, a, error) || ((!a->w || !a->b) && !ones_and_zeros (cu, C, error)))
+    return FALSE;
+  const float one = 1.0f, zero = 0.0f;
+  DNN (cudnnBatchNormalizationForwardTraining (cu->dnn, CUDNN_BATCHNORM_SPATIAL, &one, &zero,
+                                               cu->bn_x, a->in[0], cu->bn_x, a->out,
+                                               cu->bn_param, a->w ? a->w : cu->ones,
+                                               a->b ? a->b : cu->zeros, p->momentum,
+                                               a->run_mean, a->run_var, p->eps, a->saved,
+                                               a->saved + C));
+  return TRUE;
+}
+
+static gboolean
+bn_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  CsCuda *cu = CUDA (be);
+  const CsLayerParams *p = &a->node->p;
+  if (!a->training)
+    {
+      g_set_error (error, CS_ERROR, CS_ERROR_UNSUPPORTED,
+                   "batch norm backward runs in training mode only");
+      return FALSE;
+    }
+  int C = (int) a->in_shape[0].c;
+  size_t n = out_numel (a);
+  if (!bn_descriptors (cu, a, error) || (!a->w && !ones_and_zeros (cu, C, error)))
+    return FALSE;
+  /* cuDNN writes every gradient: those nobody reads go to scratch. */
+  float *dx = a->d_in[0], *dscale = a->dw, *dbias = a->db;
+  if (!dx || !dscale || !dbias)
+    {
+      float *s = grow (cu, &cu->scratch, &cu->scratch_len, n + 2 * (size_t) C, error);
+      if (s == NULL)
+        return FALSE;
+      dx = dx ? dx : s + 2 * (size_t) C;
+      dscale = dscale ? dscale : s;
+      dbias = dbias ? dbias : s + C;
+    }
+  const float one = 1.0f, zero = 0.0f;
+  DNN (cudnnBatchNormalizationBackward (cu->dnn, CUDNN_BATCHNORM_SPATIAL,
+                                        &one, a->d_in[0] ? &one : &zero, &one, &one,
+                                        cu->bn_x, a->in[0], cu->bn_x, a->d_out, cu->bn_x, dx,
+                                        cu->bn_param, a->w ? a->w : cu->ones, dscale, dbias,
+                                        p->eps, a->saved, a->saved + C));
+  return TRUE;
+}
+
+/* ---- pointwise ---------------------------------------------------------------------------- */
+
+static float
+relu_slope (const CsKernelArgs *a)
+{
+  return a->node->op == CS_OP_LEAKYRELU ? (float) a->node->p.p : 0.0f;
+}
+
+static gboolean
+relu_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  CU (cs_cu_relu_forward (CUDA (be)->stream, a->in[0], a->out, out_numel (a), relu_slope (a)));
+  return TRUE;
+}
+
+static gboolean
+relu_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  if (a->d_in[0])
+    CU (cs_cu_relu_backward (CUDA (be)->stream, a->out, a->d_out, a->d_in[0], out_numel (a),
+                             relu_slope (a)));
+  return TRUE;
+}
+
+static gboolean
+sigmoid_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  CU (cs_cu_sigmoid_forward (CUDA (be)->stream, a->in[0], a->out, out_numel (a)));
+  return TRUE;
+}
+
+static gboolean
+sigmoid_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  if (a->d_in[0])
+    CU (cs_cu_sigmoid_backward (CUDA (be)->stream, a->out, a->d_out, a->d_in[0],
+                                out_numel (a)));
+  return TRUE;
+}
+
+static gboolean
+tanh_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  CU (cs_cu_tanh_forward (CUDA (be)->stream, a->in[0], a->out, out_numel (a)));
+  return TRUE;
+}
+
+static gboolean
+tanh_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  if (a->d_in[0])
+    CU (cs_cu_tanh_backward (CUDA (be)->stream, a->out, a->d_out, a->d_in[0], out_numel (a)));
+  return TRUE;
+}
+
+static gboolean
+copy_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  if (a->out != a->in[0])
+    CU (cudaMemcpyAsync (a->out, a->in[0], out_numel (a) * sizeof (float),
+                         cudaMemcpyDeviceToDevice, CUDA (be)->stream));
+  return TRUE;
+}
+
+static gboolean
+copy_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  if (a->d_in[0])
+    CU (cs_cu_axpy (CUDA (be)->stream, a->d_out, a->d_in[0], out_numel (a), 1.0f));
+  return TRUE;
+}
+
+static gboolean
+dropout_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  float p = (float) a->node->p.p;
+  if (!a->training || p == 0)
+    return copy_forward (be, a, error);
+  CU (cs_cu_dropout_forward (CUDA (be)->stream, a->in[0], a->out, out_numel (a), a->seed, p));
+  return TRUE;
+}
+
+static gboolean
+dropout_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  float p = (float) a->node->p.p;
+  if (a->d_in[0] == NULL)
+    return TRUE;
+  if (p == 0)
+    return copy_backward (be, a, error);
+  CU (cs_cu_dropout_backward (CUDA (be)->stream, a->d_out, a->d_in[0], out_numel (a), a->seed,
+                              p));
+  return TRUE;
+}
+
+/* The drop-path gate's factor for the batch, drawn on the host as the CPU backend draws it. */
+static float
+droppath_factor (const CsKernelArgs *a)
+{
+  float p = (float) a->node->p.p;
+  if (!a->training || p >= 1)
+    return 1.0f;
+  return cs_uniform (a->seed, 0) < p ? 1.0f / p : 0.0f;
+}
+
+static gboolean
+droppath_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  float s = droppath_factor (a);
+  if (s == 1.0f)
+    return copy_forward (be, a, error);
+  CU (cs_cu_scale (CUDA (be)->stream, a->in[0], a->out, out_numel (a), s));
+  return TRUE;
+}
+
+static gboolean
+droppath_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  float p = (float) a->node->p.p;
+  float s = p >= 1 ? 1.0f : cs_uniform (a->seed, 0) < p ? 1.0f / p : 0.0f;
+  if (a->d_in[0] && s != 0)
+    CU (cs_cu_axpy (CUDA (be)->stream, a->d_out, a->d_in[0], out_numel (a), s));
+  return TRUE;
+}
+
+static gboolean
+softmax_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  const CsShape *s = &a->node->shape;
+  CU (cs_cu_softmax_forward (CUDA (be)->stream, a->in[0], a->out, a->batch, (int) s->c,
+                             (size_t) s->h * s->w));
+  return TRUE;
+}
+
+static gboolean
+softmax_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  const CsShape *s = &a->node->shape;
+  if (a->d_in[0])
+    CU (cs_cu_softmax_backward (CUDA (be)->stream, a->out, a->d_out, a->d_in[0], a->batch,
+                                (int) s->c, (size_t) s->h * s->w));
+  return TRUE;
+}
+
+/* ---- joins -------------------------------------------------------------------------------- */
+
+static gboolean
+concat_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  gsize ov = vol (&a->node->shape), off = 0;
+  for (guint i = 0; i < a->n_in; i++)
+    {
+      gsize iv = vol (&a->in_shape[i]);
+      CU (cs_cu_concat_forward (CUDA (be)->stream, a->in[i], a->out, a->batch, iv, ov, off));
+      off += iv;
+    }
+  return TRUE;
+}
+
+static gboolean
+concat_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  gsize ov = vol (&a->node->shape), off = 0;
+  for (guint i = 0; i < a->n_in; i++)
+    {
+      gsize iv = vol (&a->in_shape[i]);
+      if (a->d_in[i])
+        CU (cs_cu_concat_backward (CUDA (be)->stream, a->d_out, a->d_in[i], a->batch, iv, ov,
+                                   off));
+      off += iv;
+    }
+  return TRUE;
+}
+
+/* The same draws as the CPU backend's mean_kept: all inputs, or in training with local drop-path
+ * each with probability 1-p, and at least one. */
+static guint
+mean_kept (const CsKernelArgs *a, gboolean *kept)
+{
+  float p = a->node->op == CS_OP_MEAN ? (float) a->node->p.p : 0.0f;
+  guint k = 0;
+  for (guint i = 0; i < a->n_in; i++)
+    k += kept[i] = !a->training || p == 0 || cs_uniform (a->seed, i) >= p;
+  if (k == 0)
+    {
+      kept[cs_mix64 (a->seed) % a->n_in] = TRUE;
+      k = 1;
+    }
+  return k;
+}
+
+static gboolean
+sum_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  g_autofree gboolean *kept = g_new0 (gboolean, a->n_in);
+  guint k = mean_kept (a, kept);
+  float scale = a->node->op == CS_OP_MEAN ? 1.0f / k : 1.0f;
+  gboolean first = TRUE;
+  for (guint i = 0; i < a->n_in; i++)
+    {
+      if (!kept[i])
+        continue;
+      if (first)
+        CU (cs_cu_scale (CUDA (be)->stream, a->in[i], a->out, out_numel (a), scale));
+      else
+        CU (cs_cu_axpy (CUDA (be)->stream, a->in[i], a->out, out_numel (a), scale));
+      first = FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+sum_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
+{
+  g_autofree gboolean *kept = g_new0 (gboolean, a->n_in);
+  guint k = mean_kept (a, kept);
+  float scale = a->node->op == CS_OP_MEAN ? 1.0f / k : 1.0f;
+  for (guint i = 0; i < a->n_in; i++)
+    if (kept[i] && a->d_in[i])
+      CU (cs_cu_axpy (CUDA (be)->stream, a->d_out, a->d_in[i], out_numel (a), scale));
+  return TRUE;
+}
+
+/* ---- loss and update ---------------------------------------------------------------------- */
+
+static gboolean
+cuda_cross_entropy (CsBackend *be, const float *logits, const guint *labels, guint n,
+                    guint classes, float scale, float *d, double *loss, guint *top1,
+                    guint *top5, GError **error)
+{
+  CsCuda *cu = CUDA (be);
+  G_STATIC_ASSERT (sizeof (guint) == sizeof (unsigned int));
+  G_STATIC_ASSERT (sizeof (unsigned int) <= sizeof (float));
+  if (n == 0)
+    return TRUE;
+  if (!grow (cu, &cu->labels, &cu->labels_len, n, error))
+    return FALSE;
+  unsigned int *dev_labels = (unsigned int *) cu->labels;
+  CsCuLossSums sums = { 0 };
+  CU (cudaMemcpyAsync (dev_labels, labels, n * sizeof (guint), cudaMemcpyHostToDevice,
+                       cu->stream));
+  CU (cudaMemsetAsync (cu->sums, 0, sizeof *cu->sums, cu->stream));
+  CU (cs_cu_cross_entropy (cu->stream, logits, dev_labels, n, classes, scale, d, cu->sums));
+  CU (cudaMemcpyAsync (&sums, cu->sums, sizeof sums, cudaMemcpyDeviceToHost, cu->stream));
+  CU (cudaStreamSynchronize (cu->stream));
+  *loss += scale * sums.loss / n;
+  *top1 += sums.top1;
+  *top5 += sums.top5;
+  return TRUE;
+}
+
+static gboolean
+cuda_sgd (CsBackend *be, float *w, const float *g, float *m, gsize n, float lr, float momentum,
+          float decay, GError **error)
+{
+  CU (cs_cu_sgd (CUDA (be)->stream, w, g, m, n, lr, momentum, decay));
+  return TRUE;
+}
+
+/* ---- sizes -------------------------------------------------------------------------------- */
+
+static gsize
+cuda_saved_size (CsBackend *be, const CsNode *n, const CsShape *in, guint batch)
+{
+  return n->op == CS_OP_BN ? 2 * (gsize) in[0].c : 0;
+}
+
+/* A convolution's algorithms are measured here, on the planned shape, so that the executor's
+ * workspace fits them; a failure here is reported again by the kernel that needs the plan. */
+static gsize
+cuda_workspace_size (CsBackend *be, const CsNode *n, const CsShape *in, guint batch)
+{
+  if (n->op != CS_OP_CONV)
+    return 0;
+  CsCuda *cu = CUDA (be);
+  g_autoptr (GError) error = NULL;
+  ConvPlan *p = conv_plan (cu, n, &in[0], batch, cu->ws_limit, &error);
+  return p ? (conv_plan_ws (p) + sizeof (float) - 1) / sizeof (float) : 0;
+}
+
+/* ---- the backend -------------------------------------------------------------------------- */
+
+static void
+cuda_destroy (CsBackend *be)
+{
+  CsCuda *cu = CUDA (be);
+  if (cu->stream)
+    cudaStreamSynchronize (cu->stream);
+  g_clear_pointer (&cu->plans, g_hash_table_destroy);
+  float *bufs[] = { cu->ones, cu->zeros, cu->scratch, cu->labels, (float *) cu->sums };
+  for (guint i = 0; i < G_N_ELEMENTS (bufs); i++)
+    if (bufs[i])
+      cudaFree (bufs[i]);
+  if (cu->bn_x)
+    cudnnDestroyTensorDescriptor (cu->bn_x);
+  if (cu->bn_param)
+    cudnnDestroyTensorDescriptor (cu->bn_param);
+  if (cu->blas)
+    cublasDestroy (cu->blas);
+  if (cu->dnn)
+    cudnnDestroy (cu->dnn);
+  if (cu->stream)
+    cudaStreamDestroy (cu->stream);
+  g_free (be->description);
+  g_free (cu);
+}
+
+static gboolean
+cuda_setup (CsCuda *cu, GError **error)
+{
+  CU (cudaSetDevice (cu->device));
+  CU (cudaStreamCreateWithFlags (&cu->stream, cudaStreamNonBlocking));
+  DNN (cudnnCreate (&cu->dnn));
+  DNN (cudnnSetStream (cu->dnn, cu->stream));
+  BLAS (cublasCreate (&cu->blas));
+  BLAS (cublasSetStream (cu->blas, cu->stream));
+  BLAS (cublasSetMathMode (cu->blas, cu->math == CS_MATH_TF32 ? CUBLAS_TF32_TENSOR_OP_MATH
+                                                              : CUBLAS_PEDANTIC_MATH));
+  DNN (cudnnCreateTensorDescriptor (&cu->bn_x));
+  DNN (cudnnCreateTensorDescriptor (&cu->bn_param));
+  if ((cu->sums = device_alloc (sizeof *cu->sums, error)) == NULL)
+    return FALSE;
+  size_t free_b = 0, total_b = 0;
+  CU (cudaMemGetInfo (&free_b, &total_b));
+  cu->ws_limit = MIN (WORKSPACE_LIMIT, free_b / 8);
+
+  struct cudaDeviceProp prop;
+  CU (cudaGetDeviceProperties (&prop, cu->device));
+  int driver = 0, runtime = 0, blas_version = 0;
+  CU (cudaDriverGetVersion (&driver));
+  CU (cudaRuntimeGetVersion (&runtime));
+  BLAS (cublasGetVersion (cu->blas, &blas_version));
+  size_t dnn = cudnnGetVersion ();
+  g_autofree char *mem = g_format_size (total_b);
+  cu->base.description = g_strdup_printf (
+      "%s (sm_%d%d, %s), driver %d.%d, CUDA runtime %d.%d, cuDNN %zu.%zu.%zu, cuBLAS %d.%d.%d, "
+      "%s math", prop.name, prop.major, prop.minor, mem, driver / 1000, driver % 1000 / 10,
+      runtime / 1000, runtime % 1000 / 10, dnn / 10000, dnn % 10000 / 100, dnn % 100,
+      blas_version / 10000, blas_version % 10000 / 100, blas_version % 100,
+      cu->math == CS_MATH_TF32 ? "tf32" : "fp32");
+  return TRUE;
+}
+
+/* The module's entry point (CS_CUDA_MODULE_SYMBOL). */
+G_MODULE_EXPORT CsBackend *cs_cuda_backend_new (CsMath math, GError **error);
+
+CsBackend *
+cs_cuda_backend_new (CsMath math, GError **error)
+{
+  if (math == CS_MATH_BF16)
+    {
+      g_set_error (error, CS_ERROR, CS_ERROR_UNSUPPORTED, "bf16 is not implemented yet");
+      return NULL;
+    }
+  int count = 0;
+  cudaError_t e = cudaGetDeviceCount (&count);
+  if (e != cudaSuccess || count == 0)
+    {
+      cudaGetLastError ();
+      g_set_error (error, CS_ERROR, CS_ERROR_DEVICE, "no CUDA backend: no usable CUDA device: %s",
+                   e != cudaSuccess ? cudaGetErrorString (e) : "no device found");
+      return NULL;
+    }
+  CsCuda *cu = g_new0 (CsCuda, 1);
+  CsBackend *be = &cu->base;
+  cu->math = math;
+  cu->device = 0;
+  cu->plans = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, conv_plan_free);
+  be->name = "cuda";
+  be->host_memory = FALSE;
+  be->alloc = cuda_alloc;
+  be->release = cuda_release;
+  be->upload = cuda_upload;
+  be->download = cuda_download;
+  be->zero = cuda_zero;
+  be->saved_size = cuda_saved_size;
+  be->workspace_size = cuda_workspace_size;
+  be->cross_entropy = cuda_cross_entropy;
+  be->sgd = cuda_sgd;
+  be->synchronize = cuda_synchronize;
+  be->destroy = cuda_destroy;
+#define KERNELS(op, f, b) be->forward[op] = f, be->backward[op] = b
+  KERNELS (CS_OP_CONV, conv_forward, conv_backward);
+  KERNELS (CS_OP_FC, fc_forward, fc_backward);
+  KERNELS (CS_OP_MAXPOOL, maxpool_forward, maxpool_backward);
+  KERNELS (CS_OP_AVGPOOL, avgpool_forward, avgpool_backward);
+  KERNELS (CS_OP_LRN, lrn_forward, lrn_backward);
+  KERNELS (CS_OP_BN, bn_forward, bn_backward);
+  KERNELS (CS_OP_RELU, relu_forward, relu_backward);
+  KERNELS (CS_OP_LEAKYRELU, relu_forward, relu_backward);
+  KERNELS (CS_OP_SIGMOID, sigmoid_forward, sigmoid_backward);
+  KERNELS (CS_OP_TANH, tanh_forward, tanh_backward);
+  KERNELS (CS_OP_DROPOUT, dropout_forward, dropout_backward);
+  KERNELS (CS_OP_DROPPATH, droppath_forward, droppath_backward);
+  KERNELS (CS_OP_IDENTITY, copy_forward, copy_backward);
+  KERNELS (CS_OP_FLATTEN, copy_forward, copy_backward);
+  KERNELS (CS_OP_SOFTMAX, softmax_forward, softmax_backward);
+  KERNELS (CS_OP_CONCAT, concat_forward, concat_backward);
+  KERNELS (CS_OP_ADD, sum_forward, sum_backward);
+  KERNELS (CS_OP_MEAN, sum_forward, sum_backward);
+#undef KERNELS
+  if (!cuda_setup (cu, error))
+    {
+      cuda_destroy (be);
+      return NULL;
+    }
+  return be;
+}
