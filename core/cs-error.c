@@ -29,12 +29,29 @@ cs_source_snippet (const char *text, gsize len, guint line, guint col)
     if (raw[i] == '\0')
       raw[i] = ' ';
   g_autofree char *valid = g_utf8_make_valid (raw, n);
+  /* A long line is quoted around the column only, so a one-line file cannot make a message of
+   * megabytes. */
+  const glong window = 60;
+  glong chars = g_utf8_strlen (valid, -1), first = 0, last = chars;
+  if (chars > 2 * window + 20)
+    {
+      first = MAX (0, (glong) col - 1 - window);
+      last = MIN (chars, first + 2 * window);
+    }
+  const char *from = g_utf8_offset_to_pointer (valid, first);
+  const char *to = g_utf8_offset_to_pointer (valid, last);
   GString *s = g_string_new ("  ");
-  g_string_append (s, valid);
+  if (first > 0)
+    g_string_append (s, "…");
+  g_string_append_len (s, from, to - from);
+  if (last < chars)
+    g_string_append (s, "…");
   g_string_append (s, "\n  ");
+  if (first > 0)
+    g_string_append_c (s, ' ');
   /* Columns count characters. */
-  guint c = 1;
-  for (const char *q = valid; *q && c < col; q = g_utf8_next_char (q), c++)
+  guint c = first + 1;
+  for (const char *q = from; *q && q < to && c < col; q = g_utf8_next_char (q), c++)
     g_string_append_c (s, *q == '\t' ? '\t' : ' ');
   g_string_append_c (s, '^');
   return g_string_free (s, FALSE);

@@ -1,6 +1,7 @@
 /* The bundled model zoo: .cnn files embedded as GResources, and loading a model by name or path. */
 #include "cs-zoo.h"
 #include "cs-error.h"
+#include "cs-caffe.h"
 #include "cs-parser.h"
 #include "cs-models-resources.h"
 
@@ -49,10 +50,12 @@ cs_zoo_source (const char *name)
 CsGraph *
 cs_load_model (const char *name_or_path, GError **error)
 {
+  gboolean caffe = g_str_has_suffix (name_or_path, ".prototxt");
   gboolean looks_like_path = strchr (name_or_path, '/') != NULL
-                          || g_str_has_suffix (name_or_path, ".cnn");
+                          || g_str_has_suffix (name_or_path, ".cnn") || caffe;
   if (looks_like_path || g_file_test (name_or_path, G_FILE_TEST_EXISTS))
-    return cs_parse_model_file (name_or_path, error);
+    return caffe ? cs_caffe_load_file (name_or_path, error)
+                 : cs_parse_model_file (name_or_path, error);
 
   g_autoptr (GBytes) src = cs_zoo_source (name_or_path);
   if (src == NULL)

@@ -9,7 +9,7 @@ G_BEGIN_DECLS
 char   **cs_zoo_list      (void);
 /* The text of a bundled model, or NULL. */
 GBytes  *cs_zoo_source    (const char *name);
-/* A bundled model by name ("vgg16") or a model file by path. */
+/* A bundled model by name ("vgg16") or a model file by path: .cnn, or Caffe .prototxt. */
 CsGraph *cs_load_model    (const char *name_or_path, GError **error);
 
 G_END_DECLS

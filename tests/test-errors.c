@@ -109,7 +109,27 @@ check_error_full (int where, const char *file, const char *text, gsize len, cons
   /* The offending line and a caret under the column follow the first line. */
   g_auto (GStrv) lines = g_strsplit (msg, "\n", -1);
   g_autofree char *src = line && text ? source_line (text, len, line) : NULL;
-  if (src)
+  if (src && g_utf8_strlen (src, -1) > 140)
+    {
+      /* A long line is quoted around the column only: the text just before the column must be
+       * there, with the caret under the column's character. */
+      glong start = MAX (0, (glong) col - 1 - 10);
+      const char *a = g_utf8_offset_to_pointer (src, start);
+      const char *b = g_utf8_offset_to_pointer (src, MIN ((glong) col, g_utf8_strlen (src, -1)));
+      g_autofree char *around = g_strndup (a, b - a);
+      /* The caret stands under the last character of an occurrence of AROUND (a repetitive
+       * line has several), the column's. */
+      gboolean found = FALSE;
+      glong caret = g_strv_length (lines) >= 3 ? g_utf8_strlen (lines[2], -1) - 1 : -1;
+      for (const char *hit = caret >= 0 ? strstr (lines[1], around) : NULL; hit && !found;
+           hit = strstr (hit + 1, around))
+        found = g_utf8_pointer_to_offset (lines[1], hit) + g_utf8_strlen (around, -1) - 1
+                == caret;
+      if (!found || !g_str_has_suffix (lines[2], "^") || g_utf8_strlen (lines[1], -1) > 130)
+        fail ("line %d: a long line's snippet lacks \"%s\" or its caret\nin: %s", where, around,
+              msg);
+    }
+  else if (src)
     {
       g_autofree char *want_src = g_strconcat ("  ", src, NULL);
       g_autofree char *want_caret = caret_line (src, col);
