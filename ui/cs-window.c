@@ -2,6 +2,7 @@
  * of one model, kept in sync. */
 #include "cs-window.h"
 
+#include "cs-caffe.h"
 #include "cs-chart.h"
 #include "cs-details.h"
 #include "cs-error.h"
@@ -285,7 +286,10 @@ reparse (gpointer data)
                                      : g_strconcat (self->name ? self->name : "model", ".cnn",
                                                     NULL);
   GError *error = NULL;
-  g_autoptr (CsGraph) g = cs_parse_model (file, text, strlen (text), &error);
+  /* The source is read in the language of the file it came from. */
+  g_autoptr (CsGraph) g = g_str_has_suffix (file, ".prototxt")
+    ? cs_caffe_load (file, text, strlen (text), &error)
+    : cs_parse_model (file, text, strlen (text), &error);
   /* On an error the last good graph stays on screen. */
   if (g == NULL || !show_graph (self, g, &error))
     {
@@ -488,8 +492,9 @@ action_open (GtkWidget *widget, const char *action, GVariant *param)
                                                          GTK_FILE_CHOOSER_ACTION_OPEN, NULL,
                                                          NULL);
   GtkFileFilter *f = gtk_file_filter_new ();
-  gtk_file_filter_set_name (f, "cnnscope models (*.cnn)");
+  gtk_file_filter_set_name (f, "Models (*.cnn, Caffe *.prototxt)");
   gtk_file_filter_add_pattern (f, "*.cnn");
+  gtk_file_filter_add_pattern (f, "*.prototxt");
   gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (d), f);
   g_object_unref (f);
   g_signal_connect (d, "response", G_CALLBACK (on_open_response), self);
