@@ -3,6 +3,7 @@
  * worked. */
 #include "cs-caffe.h"
 #include "cs-error.h"
+#include "cs-zoo.h"
 
 #include <errno.h>
 #include <math.h>
@@ -1945,21 +1946,5 @@ cs_caffe_load (const char *file, const char *text, gsize len, GError **error)
 CsGraph *
 cs_caffe_load_file (const char *path, GError **error)
 {
-  g_autoptr (GMappedFile) mf = NULL;
-  GError *local = NULL;
-  if (g_file_test (path, G_FILE_TEST_IS_DIR))
-    {
-      g_set_error (error, CS_ERROR, CS_ERROR_IO, "%s: is a folder, not a model file", path);
-      return NULL;
-    }
-  mf = g_mapped_file_new (path, FALSE, &local);
-  if (mf == NULL)
-    {
-      g_set_error (error, CS_ERROR, CS_ERROR_IO, "%s: %s", path, local->message);
-      g_error_free (local);
-      return NULL;
-    }
-  gsize len = g_mapped_file_get_length (mf);
-  const char *text = len ? g_mapped_file_get_contents (mf) : "";
-  return cs_caffe_load (path, text, len, error);
+  return cs_read_model_file (path, cs_caffe_load, error);
 }
