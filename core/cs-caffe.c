@@ -3,7 +3,6 @@
  * worked. */
 #include "cs-caffe.h"
 #include "cs-error.h"
-#include "cs-zoo.h"
 
 #include <errno.h>
 #include <math.h>
@@ -1946,5 +1945,5 @@ cs_caffe_load (const char *file, const char *text, gsize len, GError **error)
 CsGraph *
 cs_caffe_load_file (const char *path, GError **error)
 {
-  return cs_read_model_file (path, cs_caffe_load, error);
+  return cs_graph_read_file (path, cs_caffe_load, error);
 }

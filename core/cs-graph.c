@@ -324,3 +324,24 @@ cs_shape_to_string (const CsShape *s)
   return g_strdup_printf ("%" G_GUINT64_FORMAT "x%" G_GUINT64_FORMAT "x%" G_GUINT64_FORMAT,
                           s->h, s->w, s->c);
 }
+
+CsGraph *
+cs_graph_read_file (const char *path, CsModelReader read, GError **error)
+{
+  if (g_file_test (path, G_FILE_TEST_IS_DIR))
+    {
+      g_set_error (error, CS_ERROR, CS_ERROR_IO, "%s: is a folder, not a model file", path);
+      return NULL;
+    }
+  GError *local = NULL;
+  g_autoptr (GMappedFile) mf = g_mapped_file_new (path, FALSE, &local);
+  if (mf == NULL)
+    {
+      g_set_error (error, CS_ERROR, CS_ERROR_IO, "%s: %s", path, local->message);
+      g_error_free (local);
+      return NULL;
+    }
+  gsize len = g_mapped_file_get_length (mf);
+  const char *text = len ? g_mapped_file_get_contents (mf) : "";
+  return read (path, text, len, error);
+}

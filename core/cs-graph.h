@@ -87,6 +87,12 @@ void        cs_graph_pos_error  (const CsGraph *g, const CsSrcPos *pos, GError *
 /* The output the network's inference ends at: the last node not marked training-only. */
 const CsNode *cs_graph_output   (const CsGraph *g);
 
+/* Reads PATH (mapped, not copied) and hands its text to READ: the one place where model files
+ * are opened, for every text format. */
+typedef CsGraph *(*CsModelReader) (const char *file, const char *text, gsize len,
+                                   GError **error);
+CsGraph *cs_graph_read_file (const char *path, CsModelReader read, GError **error);
+
 /* "224x224x64": the lecture's H x W x C; vectors as "4096". */
 char       *cs_shape_to_string  (const CsShape *s);
 

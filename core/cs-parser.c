@@ -3,7 +3,6 @@
  * worked. */
 #include "cs-parser.h"
 #include "cs-error.h"
-#include "cs-zoo.h"
 
 #include <math.h>
 #include <string.h>
@@ -2046,5 +2045,5 @@ cs_parse_model (const char *file, const char *text, gsize len, GError **error)
 CsGraph *
 cs_parse_model_file (const char *path, GError **error)
 {
-  return cs_read_model_file (path, cs_parse_model, error);
+  return cs_graph_read_file (path, cs_parse_model, error);
 }

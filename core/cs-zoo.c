@@ -48,27 +48,6 @@ cs_zoo_source (const char *name)
 }
 
 CsGraph *
-cs_read_model_file (const char *path, CsModelReader read, GError **error)
-{
-  if (g_file_test (path, G_FILE_TEST_IS_DIR))
-    {
-      g_set_error (error, CS_ERROR, CS_ERROR_IO, "%s: is a folder, not a model file", path);
-      return NULL;
-    }
-  GError *local = NULL;
-  g_autoptr (GMappedFile) mf = g_mapped_file_new (path, FALSE, &local);
-  if (mf == NULL)
-    {
-      g_set_error (error, CS_ERROR, CS_ERROR_IO, "%s: %s", path, local->message);
-      g_error_free (local);
-      return NULL;
-    }
-  gsize len = g_mapped_file_get_length (mf);
-  const char *text = len ? g_mapped_file_get_contents (mf) : "";
-  return read (path, text, len, error);
-}
-
-CsGraph *
 cs_load_model (const char *name_or_path, GError **error)
 {
   gboolean caffe = g_str_has_suffix (name_or_path, ".prototxt");

@@ -9,12 +9,6 @@ G_BEGIN_DECLS
 char   **cs_zoo_list      (void);
 /* The text of a bundled model, or NULL. */
 GBytes  *cs_zoo_source    (const char *name);
-/* Reads PATH (mapped, not copied) and hands its text to READ: the one place where model files
- * are opened, for every text format. */
-typedef CsGraph *(*CsModelReader) (const char *file, const char *text, gsize len,
-                                   GError **error);
-CsGraph *cs_read_model_file (const char *path, CsModelReader read, GError **error);
-
 /* A bundled model by name ("vgg16") or a model file by path: .cnn, or Caffe .prototxt. */
 CsGraph *cs_load_model    (const char *name_or_path, GError **error);
 
