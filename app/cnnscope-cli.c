@@ -3,6 +3,7 @@
 #include "cs-device.h"
 #include "cs-error.h"
 #include "cs-exec.h"
+#include "cs-onnx.h"
 #include "cs-profile.h"
 #include "cs-report.h"
 #include "cs-stats.h"
@@ -168,10 +169,21 @@ static CsNet *
 open_net (const char *model, const char *weights, guint64 seed, CsGraph **graph,
           GHashTable **metadata, GError **error)
 {
-  g_autoptr (CsGraph) g = cs_load_model (model, error);
+  g_autoptr (CsNet) net = NULL;
+  g_autoptr (CsGraph) g = NULL;
+  if (g_str_has_suffix (model, ".onnx") && weights == NULL)
+    {
+      /* An ONNX file brings its own weights. */
+      g = cs_onnx_load (model, &net, error);
+      if (g == NULL)
+        return NULL;
+      *graph = g_steal_pointer (&g);
+      return g_steal_pointer (&net);
+    }
+  g = cs_load_model (model, error);
   if (g == NULL)
     return NULL;
-  g_autoptr (CsNet) net = cs_net_new (g, error);
+  net = cs_net_new (g, error);
   if (net == NULL)
     return NULL;
   cs_net_init (net, seed, g->train.xavier);
@@ -619,6 +631,37 @@ cmd_profile (int argc, char **argv)
   return EXIT_SUCCESS;
 }
 
+static int
+cmd_export (int argc, char **argv)
+{
+  g_autofree char *weights = NULL, *output = NULL;
+  gint64 seed = 1;
+  GOptionEntry entries[] = {
+    { "weights", 'w', 0, G_OPTION_ARG_FILENAME, &weights,
+      "Parameters (safetensors; default: initialised from the seed)", "FILE" },
+    { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output, "The ONNX file to write", "FILE.onnx" },
+    { "seed", 's', 0, G_OPTION_ARG_INT64, &seed, "Seed for initial weights", "N" },
+    { NULL }
+  };
+  g_autoptr (GOptionContext) ctx =
+    g_option_context_new ("MODEL - write a model and its weights as ONNX (opset 13)");
+  g_option_context_add_main_entries (ctx, entries, NULL);
+  int status;
+  if (!parse_options (ctx, &argc, &argv, &status))
+    return status;
+  if (argc != 2)
+    return usage_error (ctx, "export takes one MODEL");
+  if (output == NULL)
+    return usage_error (ctx, "export needs -o FILE.onnx");
+  GError *error = NULL;
+  g_autoptr (CsGraph) g = NULL;
+  g_autoptr (CsNet) net = open_net (argv[1], weights, seed, &g, NULL, &error);
+  if (net == NULL || !cs_onnx_save (net, output, &error))
+    return model_error (error);
+  g_print ("%s: %s with %u parameter tensors\n", output, g->name, net->tensors->len);
+  return EXIT_SUCCESS;
+}
+
 static const struct {
   const char *name;
   int (*run) (int argc, char **argv);
@@ -629,6 +672,7 @@ static const struct {
   { "infer", cmd_infer, "run a forward pass and print the top-5 classes" },
   { "train", cmd_train, "train a model on a dataset" },
   { "profile", cmd_profile, "time every layer of a forward pass or a training step" },
+  { "export", cmd_export, "write a model and its weights as an ONNX file" },
 };
 
 static int

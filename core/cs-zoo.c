@@ -2,6 +2,7 @@
 #include "cs-zoo.h"
 #include "cs-error.h"
 #include "cs-caffe.h"
+#include "cs-onnx.h"
 #include "cs-parser.h"
 #include "cs-models-resources.h"
 
@@ -50,6 +51,8 @@ cs_zoo_source (const char *name)
 CsGraph *
 cs_load_model (const char *name_or_path, GError **error)
 {
+  if (g_str_has_suffix (name_or_path, ".onnx"))
+    return cs_onnx_load (name_or_path, NULL, error);
   gboolean caffe = g_str_has_suffix (name_or_path, ".prototxt");
   gboolean looks_like_path = strchr (name_or_path, '/') != NULL
                           || g_str_has_suffix (name_or_path, ".cnn") || caffe;

@@ -9,7 +9,8 @@ G_BEGIN_DECLS
 char   **cs_zoo_list      (void);
 /* The text of a bundled model, or NULL. */
 GBytes  *cs_zoo_source    (const char *name);
-/* A bundled model by name ("vgg16") or a model file by path: .cnn, or Caffe .prototxt. */
+/* A bundled model by name ("vgg16") or a model file by path: .cnn, Caffe .prototxt, or .onnx
+ * (the graph only: cs_onnx_load gives its weights too). */
 CsGraph *cs_load_model    (const char *name_or_path, GError **error);
 
 G_END_DECLS

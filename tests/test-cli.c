@@ -347,6 +347,45 @@ test_profile (void)
   g_assert_nonnull (strstr (tab.out, "with per-layer timing"));
 }
 
+/* export writes ONNX that opens again with the same numbers; a .prototxt opens like a .cnn. */
+static void
+test_other_formats (void)
+{
+  g_autofree char *dir = g_dir_make_tmp ("cnnscope-XXXXXX", NULL);
+  g_autofree char *onnx = g_build_filename (dir, "lenet5.onnx", NULL);
+  g_auto (Run) e = { 0 };
+  run_cli (&e, "export", "lenet5", "-o", onnx, NULL);
+  g_assert_cmpint (e.status, ==, 0);
+  g_auto (Run) a = { 0 }, b = { 0 };
+  run_cli (&a, "summary", "lenet5", "--format", "csv", "--unfold", NULL);
+  run_cli (&b, "summary", onnx, "--format", "csv", "--unfold", NULL);
+  g_assert_cmpint (b.status, ==, 0);
+  /* The same columns of numbers, layer by layer (names differ: ONNX has its own). */
+  g_auto (GStrv) ra = g_strsplit (a.out, "\n", -1), rb = g_strsplit (b.out, "\n", -1);
+  g_assert_cmpuint (g_strv_length (ra), ==, g_strv_length (rb));
+  for (guint i = 1; ra[i] && *ra[i]; i++)
+    {
+      const char *na = strchr (strchr (strchr (ra[i], ',') + 1, ',') + 1, ',');
+      const char *nb = strchr (strchr (strchr (rb[i], ',') + 1, ',') + 1, ',');
+      g_assert_cmpstr (na, ==, nb);
+    }
+  g_auto (Run) i = { 0 };
+  run_cli (&i, "infer", onnx, NULL);
+  g_assert_cmpint (i.status, ==, 0);
+  g_unlink (onnx);
+  g_rmdir (dir);
+
+  g_autofree char *caffe = g_test_build_filename (G_TEST_DIST, "data", "caffe",
+                                                  "bvlc_alexnet.prototxt", NULL);
+  g_auto (Run) c = { 0 };
+  run_cli (&c, "summary", caffe, "--format", "json", NULL);
+  g_assert_cmpint (c.status, ==, 0);
+  g_autoptr (JsonParser) parser = NULL;
+  JsonObject *o = parse_json (c.out, &parser);
+  g_assert_cmpint (json_object_get_int_member (json_object_get_object_member (o, "totals"),
+                                               "params"), ==, 60965224);
+}
+
 static void
 test_run_errors (void)
 {
@@ -390,5 +429,6 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/train-and-infer", test_train_and_infer);
   g_test_add_func ("/cli/run-errors", test_run_errors);
   g_test_add_func ("/cli/profile", test_profile);
+  g_test_add_func ("/cli/other-formats", test_other_formats);
   return g_test_run ();
 }
