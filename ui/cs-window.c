@@ -254,8 +254,10 @@ cs_window_open (CsWindow *self, const char *name_or_path)
     text = g_strndup (g_bytes_get_data (zoo, &len), g_bytes_get_size (zoo));
   else if (g_file_get_contents (name_or_path, &text, &len, NULL))
     self->path = g_strdup (name_or_path);
-  if (text && g_utf8_validate (text, len, NULL) && len <= CS_PARSER_MAX_BYTES)
-    load_source_text (self, text, len);
+  /* Text formats can be edited in place; an ONNX file is binary and has no source to show. */
+  gboolean editable = text && g_utf8_validate (text, len, NULL) && len <= CS_PARSER_MAX_BYTES;
+  load_source_text (self, editable ? text : "", editable ? len : 0);
+  gtk_text_view_set_editable (self->source_view, editable);
 
   if (g == NULL || !show_graph (self, g, &error))
     {
@@ -492,9 +494,10 @@ action_open (GtkWidget *widget, const char *action, GVariant *param)
                                                          GTK_FILE_CHOOSER_ACTION_OPEN, NULL,
                                                          NULL);
   GtkFileFilter *f = gtk_file_filter_new ();
-  gtk_file_filter_set_name (f, "Models (*.cnn, Caffe *.prototxt)");
+  gtk_file_filter_set_name (f, "Models (*.cnn, Caffe *.prototxt, *.onnx)");
   gtk_file_filter_add_pattern (f, "*.cnn");
   gtk_file_filter_add_pattern (f, "*.prototxt");
+  gtk_file_filter_add_pattern (f, "*.onnx");
   gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (d), f);
   g_object_unref (f);
   g_signal_connect (d, "response", G_CALLBACK (on_open_response), self);
