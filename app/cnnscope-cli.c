@@ -125,6 +125,17 @@ model_error (GError *error)
   return EXIT_MODEL;
 }
 
+/* A usage error (with the command's help) or a model/run error (exit 1), by the error's code. */
+static int
+run_error (GOptionContext *ctx, GError *error)
+{
+  if (error->code != CS_ERROR_USAGE)
+    return model_error (error);
+  int status = usage_error (ctx, error->message);
+  g_error_free (error);
+  return status;
+}
+
 static gboolean
 parse_options (GOptionContext *ctx, int *argc, char ***argv, int *status)
 {
@@ -253,9 +264,7 @@ cmd_infer (int argc, char **argv)
     return model_error (error);
   g_autoptr (CsBackend) be = open_backend (device, math, &error);
   if (be == NULL)
-    return error->code == CS_ERROR_USAGE ? (usage_error (ctx, error->message),
-                                            g_error_free (error), EXIT_USAGE)
-                                         : model_error (error);
+    return run_error (ctx, error);
 
   const CsShape *in = &cs_graph_node (g, 0)->shape;
   gsize vol = (gsize) in->c * in->h * in->w;
@@ -520,16 +529,12 @@ cmd_train (int argc, char **argv)
     cs_net_init (net, seed, g_str_equal (init, "xavier"));
   g_autoptr (CsBackend) be = open_backend (device, math, &error);
   if (be == NULL)
-    return error->code == CS_ERROR_USAGE ? (usage_error (ctx, error->message),
-                                            g_error_free (error), EXIT_USAGE)
-                                         : model_error (error);
+    return run_error (ctx, error);
   const CsShape *in = &cs_graph_node (g, 0)->shape;
   g_autoptr (CsDataset) train = NULL;
   g_autoptr (CsDataset) val = NULL;
   if (!cs_data_open (data, in->h, in->w, seed, &train, &val, &error))
-    return error->code == CS_ERROR_USAGE ? (usage_error (ctx, error->message),
-                                            g_error_free (error), EXIT_USAGE)
-                                         : model_error (error);
+    return run_error (ctx, error);
 
   CsTrainOptions o;
   cs_train_options_from_preset (&o, &g->train);
@@ -619,9 +624,7 @@ cmd_profile (int argc, char **argv)
     return model_error (error);
   g_autoptr (CsBackend) be = open_backend (device, math, &error);
   if (be == NULL)
-    return error->code == CS_ERROR_USAGE ? (usage_error (ctx, error->message),
-                                            g_error_free (error), EXIT_USAGE)
-                                         : model_error (error);
+    return run_error (ctx, error);
   gboolean train = mode && g_str_equal (mode, "train");
   g_autoptr (CsProfile) p = cs_profile_run (net, be, batch, train, iters, warmup, NULL, &error);
   if (p == NULL)

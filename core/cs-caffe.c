@@ -1874,18 +1874,8 @@ cs_caffe_load (const char *file, const char *text, gsize len, GError **error)
 {
   g_return_val_if_fail (text != NULL || len == 0, NULL);
   g_autoptr (CsGraph) g = cs_graph_new (file);
-  if (len > CS_CAFFE_MAX_BYTES)
-    {
-      cs_graph_pos_error (g, NULL, error, CS_ERROR_LIMIT,
-                          "the file is %" G_GSIZE_FORMAT " bytes; Caffe files are limited to %d",
-                          len, CS_CAFFE_MAX_BYTES);
-      return NULL;
-    }
-  g->text = g_malloc (len + 1);
-  if (len)
-    memcpy (g->text, text, len);
-  g->text[len] = '\0';
-  g->text_len = len;
+  if (!cs_graph_set_source (g, text, len, CS_CAFFE_MAX_BYTES, "Caffe files", error))
+    return NULL;
 
   Pb pb = {
     .g = g, .p = g->text, .end = g->text + len, .line = 1, .col = 1,

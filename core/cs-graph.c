@@ -345,3 +345,23 @@ cs_graph_read_file (const char *path, CsModelReader read, GError **error)
   const char *text = len ? g_mapped_file_get_contents (mf) : "";
   return read (path, text, len, error);
 }
+
+gboolean
+cs_graph_set_source (CsGraph *g, const char *text, gsize len, gsize max, const char *what,
+                     GError **error)
+{
+  if (len > max)
+    {
+      cs_graph_pos_error (g, NULL, error, CS_ERROR_LIMIT,
+                          "the file is %" G_GSIZE_FORMAT " bytes; %s are limited to %"
+                          G_GSIZE_FORMAT, len, what, max);
+      return FALSE;
+    }
+  g_free (g->text);
+  g->text = g_malloc (len + 1);
+  if (len)
+    memcpy (g->text, text, len);
+  g->text[len] = '\0';
+  g->text_len = len;
+  return TRUE;
+}

@@ -93,6 +93,11 @@ typedef CsGraph *(*CsModelReader) (const char *file, const char *text, gsize len
                                    GError **error);
 CsGraph *cs_graph_read_file (const char *path, CsModelReader read, GError **error);
 
+/* Keeps a copy of the source TEXT (LEN bytes, NUL bytes included) for the snippets of error
+ * messages; a text over MAX bytes is a CS_ERROR_LIMIT error naming WHAT is limited. */
+gboolean    cs_graph_set_source (CsGraph *g, const char *text, gsize len, gsize max,
+                                 const char *what, GError **error);
+
 /* "224x224x64": the lecture's H x W x C; vectors as "4096". */
 char       *cs_shape_to_string  (const CsShape *s);
 

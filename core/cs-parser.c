@@ -1961,18 +1961,8 @@ cs_parse_model (const char *file, const char *text, gsize len, GError **error)
 {
   g_return_val_if_fail (text != NULL || len == 0, NULL);
   g_autoptr (CsGraph) g = cs_graph_new (file);
-  if (len > CS_PARSER_MAX_BYTES)
-    {
-      cs_graph_pos_error (g, NULL, error, CS_ERROR_LIMIT,
-                          "the file is %" G_GSIZE_FORMAT " bytes; models are limited to %d",
-                          len, CS_PARSER_MAX_BYTES);
-      return NULL;
-    }
-  g->text = g_malloc (len + 1);
-  if (len)
-    memcpy (g->text, text, len);
-  g->text[len] = '\0';
-  g->text_len = len;
+  if (!cs_graph_set_source (g, text, len, CS_PARSER_MAX_BYTES, "models", error))
+    return NULL;
 
   Parser ps = {
     .file = g->file, .text = g->text, .end = g->text + len, .p = g->text,
