@@ -852,7 +852,7 @@ test_npy_tolerant (void)
       gsize hlen = strlen (cases[c].header);
       guint8 prefix[12];
       memcpy (prefix, cases[c].prefix, cases[c].prefix_len);
-      prefix[8] = hlen & 0xff; /* the literal lengths above are placeholders */
+      prefix[8] = hlen & 0xff; /* the header length, which the table leaves to here */
       prefix[9] = hlen >> 8;
       g_byte_array_append (f, prefix, cases[c].prefix_len);
       g_byte_array_append (f, (const guint8 *) cases[c].header, hlen);
