@@ -521,7 +521,7 @@ parse_list (Pb *pb, PbField *parent, PbField *first, GError **error)
   PbField *f = first;
   if (is_punct (t, ']'))
     {
-      /* An empty list sets nothing: the placeholder field becomes an empty message that
+      /* An empty list sets nothing: the field made for it becomes an empty message that
        * nothing reads as a value. */
       f->kind = PB_MSG;
       f->vline = open.line;
