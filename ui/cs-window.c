@@ -5,6 +5,7 @@
 #include "cs-caffe.h"
 #include "cs-chart.h"
 #include "cs-details.h"
+#include "cs-device.h"
 #include "cs-error.h"
 #include "cs-exec.h"
 #include "cs-parser.h"
@@ -26,6 +27,7 @@ struct _CsWindow {
   GtkDropDown *overlay_dropdown;
   GtkCheckButton *fold_check, *flops_check, *bias_check, *profile_train_check;
   GtkEditable *data_entry;
+  GtkDropDown *device_dropdown, *math_dropdown;
   GtkNotebook *notebook;
   GtkSpinButton *batch_spin, *epochs_spin, *profile_batch_spin;
   GtkTextView *source_view;
@@ -839,6 +841,9 @@ typedef struct {
   CsGraph *graph;
   guint batch;
   gboolean train;
+  const char *device;
+  CsMath math;
+  char *note, *backend;
   double *fwd, *bwd;
   double step_ms;
 } ProfileJob;
@@ -848,6 +853,8 @@ profile_job_free (gpointer data)
 {
   ProfileJob *job = data;
   cs_graph_unref (job->graph);
+  g_free (job->note);
+  g_free (job->backend);
   g_free (job->fwd);
   g_free (job->bwd);
   g_free (job);
@@ -865,7 +872,20 @@ profile_thread (GTask *task, gpointer source, gpointer data, GCancellable *cance
       return;
     }
   cs_net_init (net, 1, FALSE);
-  g_autoptr (CsBackend) be = cs_cpu_backend_new ();
+  /* The GPU when one is there; the CPU, which has fp32 only, otherwise. */
+  CsBackend *opened = cs_backend_open (job->device, job->math, &job->note, &error);
+  if (opened == NULL && error->code == CS_ERROR_UNSUPPORTED && !g_str_equal (job->device, "cuda"))
+    {
+      g_clear_error (&error);
+      opened = cs_backend_open ("cpu", CS_MATH_FP32, NULL, &error);
+    }
+  g_autoptr (CsBackend) be = opened;
+  if (be == NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  job->backend = g_strdup (be->description);
   g_autoptr (CsProfile) p = cs_profile_run (net, be, job->batch, job->train, 1, 1, cancellable,
                                             &error);
   if (p == NULL)
@@ -905,9 +925,10 @@ profile_done (GObject *source, GAsyncResult *res, gpointer data)
   cs_graph_view_set_times (self->graph, self->fwd_ms, self->bwd_ms);
   cs_layer_table_set_times (self->table, self->fwd_ms, self->bwd_ms);
   gtk_drop_down_set_selected (self->overlay_dropdown, CS_OVERLAY_FORWARD_TIME);
-  g_autofree char *s = g_strdup_printf ("%s at batch %u: %.1f ms on the CPU", job->train
+  g_autofree char *s = g_strdup_printf ("%s at batch %u: %.1f ms on %s%s%s", job->train
                                         ? "Training step" : "Forward pass", job->batch,
-                                        job->step_ms);
+                                        job->step_ms, job->backend, job->note ? " · " : "",
+                                        job->note ? job->note : "");
   gtk_label_set_text (self->profile_status, s);
 }
 
@@ -928,6 +949,9 @@ action_profile (GtkWidget *widget, const char *action, GVariant *param)
   ProfileJob *job = g_new0 (ProfileJob, 1);
   job->graph = cs_graph_ref (self->stats->graph);
   job->batch = gtk_spin_button_get_value_as_int (self->profile_batch_spin);
+  static const char *devices[] = { "auto", "cpu", "cuda" };
+  job->device = devices[MIN (gtk_drop_down_get_selected (self->device_dropdown), 2u)];
+  job->math = (CsMath) MIN (gtk_drop_down_get_selected (self->math_dropdown), 2u);
   job->train = gtk_check_button_get_active (self->profile_train_check);
   self->work = g_cancellable_new ();
   gtk_spinner_start (self->profile_spinner);
@@ -1066,6 +1090,8 @@ cs_window_class_init (CsWindowClass *klass)
   BIND (profile_status);
   BIND (profile_spinner);
   BIND (data_entry);
+  BIND (device_dropdown);
+  BIND (math_dropdown);
   BIND (notebook);
 #undef BIND
 
