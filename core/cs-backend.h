@@ -61,6 +61,14 @@ cs_backend_supports (const CsBackend *be, CsOp op)
   return be->forward[op] != NULL && be->backward[op] != NULL;
 }
 
+/* The random draws every backend makes the same way, so that they agree to rounding. A
+ * drop-path gate's factor for the batch: 1 at inference, else 1/p when the branch is kept and 0
+ * when it is dropped. */
+float cs_kernel_droppath_factor (const CsKernelArgs *a);
+/* Which inputs of an add or mean join take part (KEPT, n_in entries) and how many: all, or in
+ * training with a mean's local drop-path each with probability 1-p, and at least one. */
+guint cs_kernel_join_kept       (const CsKernelArgs *a, gboolean *kept);
+
 void cs_backend_free (CsBackend *be);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CsBackend, cs_backend_free)
 

@@ -733,20 +733,10 @@ dropout_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
   return TRUE;
 }
 
-/* The drop-path gate's factor for the batch, drawn on the host as the CPU backend draws it. */
-static float
-droppath_factor (const CsKernelArgs *a)
-{
-  float p = (float) a->node->p.p;
-  if (!a->training || p >= 1)
-    return 1.0f;
-  return cs_uniform (a->seed, 0) < p ? 1.0f / p : 0.0f;
-}
-
 static gboolean
 droppath_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
 {
-  float s = droppath_factor (a);
+  float s = cs_kernel_droppath_factor (a);
   if (s == 1.0f)
     return copy_forward (be, a, error);
   CU (cs_cu_scale (CUDA (be)->stream, a->in[0], a->out, out_numel (a), s));
@@ -756,8 +746,7 @@ droppath_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
 static gboolean
 droppath_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
 {
-  float p = (float) a->node->p.p;
-  float s = p >= 1 ? 1.0f : cs_uniform (a->seed, 0) < p ? 1.0f / p : 0.0f;
+  float s = cs_kernel_droppath_factor (a);
   if (a->d_in[0] && s != 0)
     CU (cs_cu_axpy (CUDA (be)->stream, a->d_out, a->d_in[0], out_numel (a), s));
   return TRUE;
@@ -812,28 +801,11 @@ concat_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
   return TRUE;
 }
 
-/* The same draws as the CPU backend's mean_kept: all inputs, or in training with local drop-path
- * each with probability 1-p, and at least one. */
-static guint
-mean_kept (const CsKernelArgs *a, gboolean *kept)
-{
-  float p = a->node->op == CS_OP_MEAN ? (float) a->node->p.p : 0.0f;
-  guint k = 0;
-  for (guint i = 0; i < a->n_in; i++)
-    k += kept[i] = !a->training || p == 0 || cs_uniform (a->seed, i) >= p;
-  if (k == 0)
-    {
-      kept[cs_mix64 (a->seed) % a->n_in] = TRUE;
-      k = 1;
-    }
-  return k;
-}
-
 static gboolean
 sum_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
 {
   g_autofree gboolean *kept = g_new0 (gboolean, a->n_in);
-  guint k = mean_kept (a, kept);
+  guint k = cs_kernel_join_kept (a, kept);
   float scale = a->node->op == CS_OP_MEAN ? 1.0f / k : 1.0f;
   gboolean first = TRUE;
   for (guint i = 0; i < a->n_in; i++)
@@ -853,7 +825,7 @@ static gboolean
 sum_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
 {
   g_autofree gboolean *kept = g_new0 (gboolean, a->n_in);
-  guint k = mean_kept (a, kept);
+  guint k = cs_kernel_join_kept (a, kept);
   float scale = a->node->op == CS_OP_MEAN ? 1.0f / k : 1.0f;
   for (guint i = 0; i < a->n_in; i++)
     if (kept[i] && a->d_in[i])

@@ -475,15 +475,19 @@ fill_library (CsWindow *self)
 
 /* ---- files: open, drop, save, export ------------------------------------------------------- */
 
+/* What a file dialog does with the chosen path: open it, save to it, export to it. */
+typedef void (*FileFunc) (CsWindow *self, const char *path);
+
 static void
-on_open_response (GtkNativeDialog *dialog, int response, CsWindow *self)
+on_file_chosen (GtkNativeDialog *dialog, int response, CsWindow *self)
 {
+  FileFunc func = g_object_get_data (G_OBJECT (dialog), "func");
   if (response == GTK_RESPONSE_ACCEPT)
     {
       g_autoptr (GFile) file = gtk_file_chooser_get_file (GTK_FILE_CHOOSER (dialog));
       g_autofree char *path = g_file_get_path (file);
       if (path)
-        cs_window_open (self, path);
+        func (self, path);
     }
   g_object_unref (dialog);
 }
@@ -502,7 +506,8 @@ action_open (GtkWidget *widget, const char *action, GVariant *param)
   gtk_file_filter_add_pattern (f, "*.onnx");
   gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (d), f);
   g_object_unref (f);
-  g_signal_connect (d, "response", G_CALLBACK (on_open_response), self);
+  g_object_set_data (G_OBJECT (d), "func", cs_window_open);
+  g_signal_connect (d, "response", G_CALLBACK (on_file_chosen), self);
   gtk_native_dialog_show (GTK_NATIVE_DIALOG (d));
 }
 
@@ -518,31 +523,15 @@ on_drop (GtkDropTarget *target, const GValue *value, double x, double y, CsWindo
   return TRUE;
 }
 
-typedef void (*SaveFunc) (CsWindow *self, const char *path);
-
 static void
-on_save_response (GtkNativeDialog *dialog, int response, CsWindow *self)
-{
-  SaveFunc func = g_object_get_data (G_OBJECT (dialog), "func");
-  if (response == GTK_RESPONSE_ACCEPT)
-    {
-      g_autoptr (GFile) file = gtk_file_chooser_get_file (GTK_FILE_CHOOSER (dialog));
-      g_autofree char *path = g_file_get_path (file);
-      if (path)
-        func (self, path);
-    }
-  g_object_unref (dialog);
-}
-
-static void
-ask_save (CsWindow *self, const char *title, const char *suggestion, SaveFunc func)
+ask_save (CsWindow *self, const char *title, const char *suggestion, FileFunc func)
 {
   GtkFileChooserNative *d = gtk_file_chooser_native_new (title, GTK_WINDOW (self),
                                                          GTK_FILE_CHOOSER_ACTION_SAVE, NULL,
                                                          NULL);
   gtk_file_chooser_set_current_name (GTK_FILE_CHOOSER (d), suggestion);
   g_object_set_data (G_OBJECT (d), "func", func);
-  g_signal_connect (d, "response", G_CALLBACK (on_save_response), self);
+  g_signal_connect (d, "response", G_CALLBACK (on_file_chosen), self);
   gtk_native_dialog_show (GTK_NATIVE_DIALOG (d));
 }
 

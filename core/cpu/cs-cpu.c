@@ -867,11 +867,10 @@ dropout_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
 static gboolean
 droppath_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
 {
-  float p = (float) a->node->p.p;
-  if (!a->training || p >= 1)
+  float s = cs_kernel_droppath_factor (a);
+  if (s == 1.0f)
     return copy_forward (be, a, error);
   gsize n = out_numel (a);
-  float s = cs_uniform (a->seed, 0) < p ? 1.0f / p : 0.0f;
   for (gsize i = 0; i < n; i++)
     a->out[i] = a->in[0][i] * s;
   return TRUE;
@@ -880,10 +879,9 @@ droppath_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
 static gboolean
 droppath_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
 {
-  float p = (float) a->node->p.p;
   if (a->d_in[0] == NULL)
     return TRUE;
-  float s = (p >= 1) ? 1.0f : cs_uniform (a->seed, 0) < p ? 1.0f / p : 0.0f;
+  float s = cs_kernel_droppath_factor (a);
   if (s != 0)
     add_into (a->d_in[0], a->d_out, out_numel (a), s);
   return TRUE;
@@ -972,28 +970,11 @@ concat_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
   return TRUE;
 }
 
-/* Which inputs of a mean join take part: all, or in training with local drop-path each with
- * probability 1-p, and at least one (drawn from the seed when all would be dropped). */
-static guint
-mean_kept (const CsKernelArgs *a, gboolean *kept)
-{
-  float p = a->node->op == CS_OP_MEAN ? (float) a->node->p.p : 0.0f;
-  guint k = 0;
-  for (guint i = 0; i < a->n_in; i++)
-    k += kept[i] = !a->training || p == 0 || cs_uniform (a->seed, i) >= p;
-  if (k == 0)
-    {
-      kept[cs_mix64 (a->seed) % a->n_in] = TRUE;
-      k = 1;
-    }
-  return k;
-}
-
 static gboolean
 sum_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
 {
   gboolean kept[a->n_in];
-  guint k = mean_kept (a, kept);
+  guint k = cs_kernel_join_kept (a, kept);
   float scale = a->node->op == CS_OP_MEAN ? 1.0f / k : 1.0f;
   gsize n = out_numel (a);
   gboolean first = TRUE;
@@ -1016,7 +997,7 @@ static gboolean
 sum_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
 {
   gboolean kept[a->n_in];
-  guint k = mean_kept (a, kept);
+  guint k = cs_kernel_join_kept (a, kept);
   float scale = a->node->op == CS_OP_MEAN ? 1.0f / k : 1.0f;
   for (guint i = 0; i < a->n_in; i++)
     if (kept[i] && a->d_in[i])
