@@ -29,6 +29,45 @@ typedef struct {
 
 typedef gboolean (*CsKernelFunc) (CsBackend *be, const CsKernelArgs *a, GError **error);
 
+/* What a piece of work was launched for: a node's forward or backward pass, the loss, the
+ * parameter update, or the set-up (planning, warm-up steps) that a profile leaves out. */
+typedef enum {
+  CS_PHASE_FORWARD,
+  CS_PHASE_BACKWARD,
+  CS_PHASE_LOSS,
+  CS_PHASE_UPDATE,
+  CS_PHASE_SETUP,
+  CS_PHASE_COUNT,
+} CsPhase;
+
+/* A trace tag names a node and a phase in one nonzero number, the phase in the high half; the
+ * node is meaningless for the loss, the update and the set-up. */
+static inline guint64
+cs_trace_tag (guint node, CsPhase phase)
+{
+  return ((guint64) phase + 1) << 32 | node;
+}
+
+static inline CsPhase
+cs_trace_tag_phase (guint64 tag)
+{
+  return (CsPhase) ((tag >> 32) - 1);
+}
+
+static inline guint
+cs_trace_tag_node (guint64 tag)
+{
+  return (guint) tag;
+}
+
+/* One kernel or memory operation a tracer saw: the tag it was launched under (0: none), its
+ * name (an interned string) and when it ran, in ns on the tracer's clock. */
+typedef struct {
+  guint64 tag;
+  const char *name;
+  guint64 start_ns, end_ns;
+} CsTraceRecord;
+
 struct _CsBackend {
   const char *name;             /* "cpu", "cuda" */
   gboolean host_memory;         /* works on host memory: parameters are used where they are */
@@ -53,6 +92,29 @@ struct _CsBackend {
                    float momentum, float decay, GError **error);
   gboolean (*synchronize) (CsBackend *be, GError **error);
   void     (*destroy)     (CsBackend *be);
+
+  /* Tracing, for profiles. Between trace_start and trace_stop the backend records the work it
+   * runs; what is launched between trace_push (TAG) and trace_pop is attributed to TAG (pushes
+   * do not nest). trace_stop ends the recording and returns its CsTraceRecords, in no particular
+   * order, with the number of records the tracer had to drop. */
+  gboolean (*trace_start) (CsBackend *be, GError **error);
+  void     (*trace_push)  (CsBackend *be, guint64 tag);
+  void     (*trace_pop)   (CsBackend *be);
+  GArray  *(*trace_stop)  (CsBackend *be, guint64 *dropped, GError **error);
+
+  /* Optional. The device's own clock for a stretch of work (CUDA events): clock_stop waits for
+   * the work and gives the ms since clock_start. Without it, the host's clock after
+   * synchronize. */
+  gboolean (*clock_start) (CsBackend *be, GError **error);
+  gboolean (*clock_stop)  (CsBackend *be, double *ms, GError **error);
+  /* Optional. What the backend runs a node with (for a convolution, cuDNN's algorithms and
+   * their workspace), for people; NULL when there is nothing to say. Free the string. */
+  char    *(*describe)    (CsBackend *be, const CsNode *n, const CsShape *in, guint batch);
+  /* Optional. Device memory: the most this backend has had allocated at once, and what the
+   * whole device has in use now (other processes, the CUDA context and libraries included). */
+  void     (*memory)      (CsBackend *be, guint64 *peak_allocated, guint64 *device_in_use);
+  /* The device's peak arithmetic rate in the backend's math mode, TFLOP/s; 0 when unknown. */
+  double peak_tflops;
 };
 
 static inline gboolean

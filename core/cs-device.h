@@ -21,6 +21,12 @@ const char *cs_math_to_string   (CsMath math);
  * CS_ERROR_UNSUPPORTED error there. */
 CsBackend  *cs_backend_open     (const char *device, CsMath math, char **note, GError **error);
 
+/* The peak arithmetic rate of an NVIDIA GPU of compute capability MAJOR.MINOR with SMS
+ * multiprocessors at CLOCK_KHZ, in TFLOP/s (a multiply-add counts 2) for MATH: the CUDA cores'
+ * fp32 rate, or the dense tensor-core rate for tf32 and bf16. 0 for an architecture it does not
+ * know. (core/cs-peak.c) */
+double      cs_gpu_peak_tflops  (int major, int minor, int sms, int clock_khz, CsMath math);
+
 /* The entry point a CUDA backend module exports. */
 typedef CsBackend *(*CsCudaBackendNew) (CsMath math, GError **error);
 #define CS_CUDA_MODULE_SYMBOL "cs_cuda_backend_new"

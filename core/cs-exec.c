@@ -6,6 +6,8 @@
 #define ALIGN 16                /* floats: 64 bytes */
 #define NONE G_MAXSIZE
 
+typedef enum { P_W, P_B, P_RM, P_RV, P_DW, P_DB, P_MW, P_MB, P_COUNT } ParamSet;
+
 struct _CsExec {
   CsNet *net;
   CsGraph *g;
@@ -22,7 +24,9 @@ struct _CsExec {
 
   float *arena, *grad_arena;
   gsize *act_off, *grad_off;    /* per node, in floats; NONE when absent */
-  float **w, **b, **dw, **db, **mw, **mb, **rm, **rv, **saved;
+  float **w, **b, **dw, **db, **mw, **mb, **rm, **rv, **saved;   /* per node, or NULL */
+  float *block[P_COUNT];        /* where the parameters live (alloc_params) */
+  gsize block_len[P_COUNT];
   float *work;
   gsize work_len;
   guint *heads;                 /* loss heads: the main output and the auxiliary outputs */
@@ -32,8 +36,7 @@ struct _CsExec {
   float **in_ptrs, **din_ptrs;
   guint max_inputs;
   CsExecPlan plan;
-  gboolean timing;
-  double *fwd_ms, *bwd_ms;
+  gboolean tracing;             /* tag work with its node and phase for the backend's tracer */
   guint *labels_dev_scratch;
 };
 
@@ -252,37 +255,60 @@ plan_memory (CsExec *x, GError **error)
   return TRUE;
 }
 
+/* Parameters live in blocks, one per set, each tensor at an aligned offset: weights, biases,
+ * running means and variances, and the gradients and momenta of weights and biases. So a device
+ * backend updates all weights with one SGD call and all biases with another. On a host-memory
+ * backend the first four sets stay in the net's tensors, without a block. */
 static gboolean
 alloc_params (CsExec *x, GError **error)
 {
   const CsNet *net = x->net;
   guint nn = cs_graph_n_nodes (x->g);
-  struct { gint *idx; float **dst, **grad, **mom; } sets[] = {
-    { net->weight, x->w, x->dw, x->mw },
-    { net->bias, x->b, x->db, x->mb },
-    { net->run_mean, x->rm, NULL, NULL },
-    { net->run_var, x->rv, NULL, NULL },
+  gboolean own = !x->be->host_memory;
+  struct { gint *idx; float **dst, **grad, **mom; ParamSet g, m; const char *what; } sets[] = {
+    { net->weight, x->w, x->dw, x->mw, P_DW, P_MW, "the weights" },
+    { net->bias, x->b, x->db, x->mb, P_DB, P_MB, "the biases" },
+    { net->run_mean, x->rm, NULL, NULL, 0, 0, "the running means" },
+    { net->run_var, x->rv, NULL, NULL, 0, 0, "the running variances" },
   };
   for (guint s = 0; s < G_N_ELEMENTS (sets); s++)
-    for (guint i = 0; i < nn; i++)
-      {
-        CsTensor *t = cs_net_tensor (net, sets[s].idx[i]);
-        if (t == NULL || !runs (x, cs_graph_node (x->g, i)))
-          continue;
-        if (x->be->host_memory)
-          sets[s].dst[i] = t->data;  /* no second copy of the parameters */
-        else if ((sets[s].dst[i] = be_alloc (x, t->numel, t->name, error)) == NULL
-                 || !x->be->upload (x->be, sets[s].dst[i], t->data, t->numel, error))
-          return FALSE;
-        x->plan.param_bytes += t->numel * sizeof (float);
-        if (x->training && sets[s].grad)
-          {
-            if ((sets[s].grad[i] = be_alloc (x, t->numel, t->name, error)) == NULL
-                || (sets[s].mom[i] = be_alloc (x, t->numel, t->name, error)) == NULL)
-              return FALSE;
-            x->plan.param_bytes += 2 * t->numel * sizeof (float);
-          }
-      }
+    {
+      gsize len = 0;
+      for (guint i = 0; i < nn; i++)
+        {
+          CsTensor *t = cs_net_tensor (net, sets[s].idx[i]);
+          if (t && runs (x, cs_graph_node (x->g, i)))
+            len += align_up (t->numel);
+        }
+      if (len == 0)
+        continue;
+      gboolean grads = x->training && sets[s].grad;
+      if ((own && (x->block[s] = be_alloc (x, len, sets[s].what, error)) == NULL)
+          || (grads && ((x->block[sets[s].g] = be_alloc (x, len, "gradients", error)) == NULL
+                        || (x->block[sets[s].m] = be_alloc (x, len, "momenta", error)) == NULL)))
+        return FALSE;
+      x->block_len[s] = len;
+      gsize off = 0;
+      for (guint i = 0; i < nn; i++)
+        {
+          CsTensor *t = cs_net_tensor (net, sets[s].idx[i]);
+          if (t == NULL || !runs (x, cs_graph_node (x->g, i)))
+            continue;
+          if (!own)
+            sets[s].dst[i] = t->data;  /* no second copy of the parameters */
+          else if (!x->be->upload (x->be, sets[s].dst[i] = x->block[s] + off, t->data, t->numel,
+                                   error))
+            return FALSE;
+          x->plan.param_bytes += t->numel * sizeof (float);
+          if (grads)
+            {
+              sets[s].grad[i] = x->block[sets[s].g] + off;
+              sets[s].mom[i] = x->block[sets[s].m] + off;
+              x->plan.param_bytes += 2 * t->numel * sizeof (float);
+            }
+          off += align_up (t->numel);
+        }
+    }
   return TRUE;
 }
 
@@ -316,8 +342,6 @@ cs_exec_new (CsNet *net, CsBackend *be, guint batch, CsExecFlags flags, guint64 
   x->act_off = g_new (gsize, nn);
   x->grad_off = g_new (gsize, nn);
   x->touched = g_new0 (gboolean, nn);
-  x->fwd_ms = g_new0 (double, nn);
-  x->bwd_ms = g_new0 (double, nn);
   float ***ptrs[] = { &x->w, &x->b, &x->dw, &x->db, &x->mw, &x->mb, &x->rm, &x->rv, &x->saved };
   for (guint i = 0; i < G_N_ELEMENTS (ptrs); i++)
     *ptrs[i] = g_new0 (float *, nn);
@@ -383,16 +407,15 @@ cs_exec_free (CsExec *x)
   if (x == NULL)
     return;
   guint nn = cs_graph_n_nodes (x->g);
+  for (guint i = 0; x->saved && i < nn; i++)
+    if (x->saved[i])
+      x->be->release (x->be, x->saved[i]);
+  for (guint p = 0; p < P_COUNT; p++)
+    if (x->block[p])
+      x->be->release (x->be, x->block[p]);
   float **ptrs[] = { x->w, x->b, x->rm, x->rv, x->dw, x->db, x->mw, x->mb, x->saved };
   for (guint p = 0; p < G_N_ELEMENTS (ptrs); p++)
-    {
-      /* The first four point into the net's tensors on a host-memory backend. */
-      gboolean owned = p >= 4 || !x->be->host_memory;
-      for (guint i = 0; ptrs[p] && i < nn; i++)
-        if (ptrs[p][i] && owned)
-          x->be->release (x->be, ptrs[p][i]);
-      g_free (ptrs[p]);
-    }
+    g_free (ptrs[p]);
   if (x->arena)
     x->be->release (x->be, x->arena);
   if (x->grad_arena)
@@ -402,7 +425,6 @@ cs_exec_free (CsExec *x)
   g_free (x->order), g_free (x->pos), g_free (x->value_of), g_free (x->run_inplace);
   g_free (x->act_off), g_free (x->grad_off), g_free (x->touched), g_free (x->heads);
   g_free (x->in_shapes), g_free (x->in_ptrs), g_free (x->din_ptrs);
-  g_free (x->fwd_ms), g_free (x->bwd_ms);
   g_free (x);
 }
 
@@ -439,19 +461,32 @@ fill_args (CsExec *x, const CsNode *n, CsKernelArgs *a)
   };
 }
 
-static gboolean
-timed (CsExec *x, CsKernelFunc f, const CsKernelArgs *a, double *ms, GError **error)
+/* Work launched between mark and unmark is attributed to NODE and PHASE by the tracer. */
+static void
+mark (CsExec *x, guint node, CsPhase phase)
 {
-  gint64 t0 = x->timing ? g_get_monotonic_time () : 0;
-  if (!f (x->be, a, error))
-    return FALSE;
-  if (x->timing)
-    {
-      if (x->be->synchronize && !x->be->synchronize (x->be, error))
-        return FALSE;
-      *ms += (g_get_monotonic_time () - t0) / 1000.0;
-    }
-  return TRUE;
+  if (x->tracing)
+    x->be->trace_push (x->be, cs_trace_tag (node, phase));
+}
+
+static void
+unmark (CsExec *x)
+{
+  if (x->tracing)
+    x->be->trace_pop (x->be);
+}
+
+/* Runs a node's kernel, its errors named after the node. */
+static gboolean
+run_kernel (CsExec *x, CsKernelFunc f, const CsKernelArgs *a, const char *what, GError **error)
+{
+  GError *local = NULL;
+  if (f (x->be, a, &local))
+    return TRUE;
+  cs_graph_node_error (x->g, a->node, error, local->domain == CS_ERROR ? local->code
+                       : CS_ERROR_DEVICE, "%s: %s", what, local->message);
+  g_error_free (local);
+  return FALSE;
 }
 
 gboolean
@@ -465,25 +500,21 @@ cs_exec_forward (CsExec *x, const float *input, guint n, GError **error)
     }
   x->n = n;
   const CsNode *in = cs_graph_node (x->g, 0);
-  if (!x->be->upload (x->be, act (x, in->id), input, numel (in, n), error))
-    return FALSE;
-  for (guint k = 0; k < x->n_order; k++)
+  mark (x, in->id, CS_PHASE_FORWARD);
+  gboolean ok = x->be->upload (x->be, act (x, in->id), input, numel (in, n), error);
+  unmark (x);
+  for (guint k = 0; ok && k < x->n_order; k++)
     {
       const CsNode *node = cs_graph_node (x->g, x->order[k]);
       if (node->op == CS_OP_INPUT)
         continue;
       CsKernelArgs a;
       fill_args (x, node, &a);
-      GError *local = NULL;
-      if (!timed (x, x->be->forward[node->op], &a, &x->fwd_ms[node->id], &local))
-        {
-          cs_graph_node_error (x->g, node, error, local->domain == CS_ERROR ? local->code
-                               : CS_ERROR_DEVICE, "forward: %s", local->message);
-          g_error_free (local);
-          return FALSE;
-        }
+      mark (x, node->id, CS_PHASE_FORWARD);
+      ok = run_kernel (x, x->be->forward[node->op], &a, "forward", error);
+      unmark (x);
     }
-  return TRUE;
+  return ok;
 }
 
 gboolean
@@ -500,6 +531,53 @@ tensor_numel (const CsNet *net, gint idx)
   return t ? t->numel : 0;
 }
 
+/* A node's backward work: its kernel and the zeroing of the gradients it adds to. */
+static gboolean
+backward_node (CsExec *x, const CsNode *node, GError **error)
+{
+  if (!x->touched[node->id])
+    {
+      /* No loss depends on it this step (a dropped branch): its parameters get no update
+       * but momentum, so their gradients must read zero, not last step's. */
+      if (x->dw[node->id] && !x->be->zero (x->be, x->dw[node->id],
+                                           tensor_numel (x->net, x->net->weight[node->id]),
+                                           error))
+        return FALSE;
+      if (x->db[node->id] && !x->be->zero (x->be, x->db[node->id],
+                                           tensor_numel (x->net, x->net->bias[node->id]),
+                                           error))
+        return FALSE;
+      return TRUE;
+    }
+  for (guint h = 0; h < x->n_heads; h++)
+    if (x->heads[h] == node->id && node->op == CS_OP_SOFTMAX)
+      return TRUE;  /* the loss started from its input */
+
+  CsKernelArgs a;
+  fill_args (x, node, &a);
+  for (guint i = 0; i < node->n_inputs; i++)
+    {
+      guint u = node->inputs[i];
+      x->din_ptrs[i] = grad (x, u);
+      if (x->din_ptrs[i] && !x->touched[u])
+        {
+          if (!x->be->zero (x->be, x->din_ptrs[i], numel (cs_graph_node (x->g, u), x->n),
+                            error))
+            return FALSE;
+          x->touched[u] = TRUE;
+        }
+    }
+  a.d_in = x->din_ptrs;
+  a.d_out = grad (x, node->id);
+  if (a.dw && !x->be->zero (x->be, a.dw, tensor_numel (x->net, x->net->weight[node->id]),
+                            error))
+    return FALSE;
+  if (a.db && !x->be->zero (x->be, a.db, tensor_numel (x->net, x->net->bias[node->id]),
+                            error))
+    return FALSE;
+  return run_kernel (x, x->be->backward[node->op], &a, "backward", error);
+}
+
 static gboolean
 backward (CsExec *x, GError **error)
 {
@@ -508,56 +586,11 @@ backward (CsExec *x, GError **error)
       const CsNode *node = cs_graph_node (x->g, x->order[k]);
       if (node->op == CS_OP_INPUT)
         continue;
-      if (!x->touched[node->id])
-        {
-          /* No loss depends on it this step (a dropped branch): its parameters get no update
-           * but momentum, so their gradients must read zero, not last step's. */
-          if (x->dw[node->id] && !x->be->zero (x->be, x->dw[node->id],
-                                               tensor_numel (x->net, x->net->weight[node->id]),
-                                               error))
-            return FALSE;
-          if (x->db[node->id] && !x->be->zero (x->be, x->db[node->id],
-                                               tensor_numel (x->net, x->net->bias[node->id]),
-                                               error))
-            return FALSE;
-          continue;
-        }
-      gboolean head_softmax = FALSE;
-      for (guint h = 0; h < x->n_heads; h++)
-        head_softmax |= x->heads[h] == node->id && node->op == CS_OP_SOFTMAX;
-      if (head_softmax)
-        continue;  /* the loss started from its input */
-
-      CsKernelArgs a;
-      fill_args (x, node, &a);
-      for (guint i = 0; i < node->n_inputs; i++)
-        {
-          guint u = node->inputs[i];
-          x->din_ptrs[i] = grad (x, u);
-          if (x->din_ptrs[i] && !x->touched[u])
-            {
-              if (!x->be->zero (x->be, x->din_ptrs[i], numel (cs_graph_node (x->g, u), x->n),
-                                error))
-                return FALSE;
-              x->touched[u] = TRUE;
-            }
-        }
-      a.d_in = x->din_ptrs;
-      a.d_out = grad (x, node->id);
-      if (a.dw && !x->be->zero (x->be, a.dw, tensor_numel (x->net, x->net->weight[node->id]),
-                                error))
+      mark (x, node->id, CS_PHASE_BACKWARD);
+      gboolean ok = backward_node (x, node, error);
+      unmark (x);
+      if (!ok)
         return FALSE;
-      if (a.db && !x->be->zero (x->be, a.db, tensor_numel (x->net, x->net->bias[node->id]),
-                                error))
-        return FALSE;
-      GError *local = NULL;
-      if (!timed (x, x->be->backward[node->op], &a, &x->bwd_ms[node->id], &local))
-        {
-          cs_graph_node_error (x->g, node, error, local->domain == CS_ERROR ? local->code
-                               : CS_ERROR_DEVICE, "backward: %s", local->message);
-          g_error_free (local);
-          return FALSE;
-        }
     }
   return TRUE;
 }
@@ -600,7 +633,12 @@ cs_exec_evaluate_loss (CsExec *x, const float *input, const guint *labels, guint
 {
   g_return_val_if_fail (x->training, FALSE);
   memset (x->touched, 0, cs_graph_n_nodes (x->g) * sizeof (gboolean));
-  return cs_exec_forward (x, input, n, error) && losses (x, labels, n, res, error);
+  if (!cs_exec_forward (x, input, n, error))
+    return FALSE;
+  mark (x, 0, CS_PHASE_LOSS);
+  gboolean ok = losses (x, labels, n, res, error);
+  unmark (x);
+  return ok;
 }
 
 gboolean
@@ -616,18 +654,34 @@ cs_exec_train_step (CsExec *x, const float *input, const guint *labels, guint n,
     return FALSE;
 
   guint nn = cs_graph_n_nodes (x->g);
-  for (guint i = 0; i < nn; i++)
+  gboolean ok = TRUE;
+  mark (x, 0, CS_PHASE_UPDATE);
+  /* No weight decay on biases and batch-norm shifts, as is usual. */
+  if (!x->be->host_memory)
     {
-      CsTensor *tw = cs_net_tensor (x->net, x->net->weight[i]);
-      CsTensor *tb = cs_net_tensor (x->net, x->net->bias[i]);
-      if (x->dw[i] && !x->be->sgd (x->be, x->w[i], x->dw[i], x->mw[i], tw->numel, lr, momentum,
-                                   decay, error))
-        return FALSE;
-      /* No weight decay on biases and batch-norm shifts, as is usual. */
-      if (x->db[i] && !x->be->sgd (x->be, x->b[i], x->db[i], x->mb[i], tb->numel, lr, momentum,
-                                   0.0f, error))
-        return FALSE;
+      /* Value, gradient and momentum blocks line up: one call for each set. */
+      if (x->block[P_DW])
+        ok = x->be->sgd (x->be, x->block[P_W], x->block[P_DW], x->block[P_MW],
+                         x->block_len[P_W], lr, momentum, decay, error);
+      if (ok && x->block[P_DB])
+        ok = x->be->sgd (x->be, x->block[P_B], x->block[P_DB], x->block[P_MB],
+                         x->block_len[P_B], lr, momentum, 0.0f, error);
     }
+  else
+    for (guint i = 0; ok && i < nn; i++)
+      {
+        CsTensor *tw = cs_net_tensor (x->net, x->net->weight[i]);
+        CsTensor *tb = cs_net_tensor (x->net, x->net->bias[i]);
+        if (x->dw[i])
+          ok = x->be->sgd (x->be, x->w[i], x->dw[i], x->mw[i], tw->numel, lr, momentum, decay,
+                           error);
+        if (ok && x->db[i])
+          ok = x->be->sgd (x->be, x->b[i], x->db[i], x->mb[i], tb->numel, lr, momentum, 0.0f,
+                           error);
+      }
+  unmark (x);
+  if (!ok)
+    return FALSE;
   if (res)
     *res = r;
   return TRUE;
@@ -668,23 +722,10 @@ cs_exec_sync_from_net (CsExec *x, GError **error)
 }
 
 void
-cs_exec_set_timing (CsExec *x, gboolean on)
+cs_exec_set_tracing (CsExec *x, gboolean on)
 {
-  x->timing = on;
-  memset (x->fwd_ms, 0, cs_graph_n_nodes (x->g) * sizeof (double));
-  memset (x->bwd_ms, 0, cs_graph_n_nodes (x->g) * sizeof (double));
-}
-
-const double *
-cs_exec_forward_ms (const CsExec *x)
-{
-  return x->fwd_ms;
-}
-
-const double *
-cs_exec_backward_ms (const CsExec *x)
-{
-  return x->bwd_ms;
+  g_return_if_fail (!on || (x->be->trace_push && x->be->trace_pop));
+  x->tracing = on;
 }
 
 gboolean

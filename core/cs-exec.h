@@ -56,11 +56,11 @@ gboolean cs_exec_sync_to_net (CsExec *x, GError **error);
 /* Copies the CsNet's tensors to the backend (after loading weights). */
 gboolean cs_exec_sync_from_net (CsExec *x, GError **error);
 
-/* Per-node wall time of the last calls, in ms, summed since the last reset; NULL for a node that
- * did not run. For the backward, only training steps count. */
-void     cs_exec_set_timing (CsExec *x, gboolean on);
-const double *cs_exec_forward_ms  (const CsExec *x);
-const double *cs_exec_backward_ms (const CsExec *x);
+/* With tracing on, every piece of work is launched under a trace tag (cs-backend.h) naming its
+ * node and phase: the input's upload and each node's forward, each node's backward (with the
+ * zeroing of the gradients it adds to), the loss, the update. The backend's tracer must be
+ * running (CsProfile does this). */
+void     cs_exec_set_tracing (CsExec *x, gboolean on);
 
 /* The gradient of a node's output after the last training step; the executor must have been
  * made with CS_EXEC_KEEP_GRADIENTS, since gradient buffers are otherwise reused. */

@@ -318,8 +318,8 @@ test_profile (void)
   g_assert_cmpstr (json_object_get_string_member (o, "mode"), ==, "train");
   g_assert_cmpint (json_object_get_int_member (o, "batch"), ==, 4);
   JsonArray *layers = json_object_get_array_member (o, "layers");
-  /* Every layer but the input runs: 12 nodes, the softmax head's backward starts the loss. */
-  g_assert_cmpuint (json_array_get_length (layers), >=, 11);
+  /* The input's upload and the 14 layers. */
+  g_assert_cmpuint (json_array_get_length (layers), ==, 15);
   double sum = 0;
   for (guint i = 0; i < json_array_get_length (layers); i++)
     {
@@ -335,16 +335,29 @@ test_profile (void)
       sum += f + b;
     }
   JsonObject *t = json_object_get_object_member (o, "totals");
-  g_assert_cmpfloat (fabs (json_object_get_double_member (t, "layers_ms") - sum), <, 1e-6);
-  /* The layers' times fit in the timed step, which the profile measured around them. */
+  /* The traced work: the layers, the loss and the update, nothing unattributed. */
+  double loss = json_object_get_double_member (t, "loss_ms");
+  double update = json_object_get_double_member (t, "update_ms");
+  g_assert_cmpfloat (loss, >, 0);
+  g_assert_cmpfloat (update, >, 0);
+  g_assert_cmpfloat (json_object_get_double_member (t, "unattributed_ms"), ==, 0);
+  g_assert_cmpfloat (fabs (json_object_get_double_member (t, "layers_ms") - (sum + loss + update)),
+                     <, 1e-6);
+  /* The CPU traces host-clock intervals: the input and 14 layers forward, 14 backward (the
+   * softmax head's included), the loss and the update, in each of the 3 steps. */
+  g_assert_cmpint (json_object_get_int_member (t, "records"), ==, 3 * (15 + 14 + 2));
+  g_assert_cmpint (json_object_get_int_member (t, "dropped"), ==, 0);
+  /* The layers' times fit in the traced step, which the profile measured around them. */
   g_assert_cmpfloat (sum, <=, json_object_get_double_member (t, "timed_step_ms") * 1.01 + 0.01);
   g_assert_cmpfloat (json_object_get_double_member (t, "step_ms"), >, 0);
+  g_assert_cmpfloat (json_object_get_double_member (t, "step_median_ms"), >, 0);
 
   g_auto (Run) tab = { 0 };
   run_cli (&tab, "profile", "lenet5", "--device", "cpu", "--iters", "2", NULL);
   g_assert_cmpint (tab.status, ==, 0);
-  g_assert_nonnull (strstr (tab.out, "lenet5, forward pass, batch 1, 2 timed iterations"));
-  g_assert_nonnull (strstr (tab.out, "with per-layer timing"));
+  g_assert_nonnull (strstr (tab.out, "lenet5, forward pass, batch 1, 2 traced steps"));
+  g_assert_nonnull (strstr (tab.out, "the tracer's cost"));
+  g_assert_nonnull (strstr (tab.out, "not attributed to a layer 0.000 ms"));
 }
 
 /* export writes ONNX that opens again with the same numbers; a .prototxt opens like a .cnn. */

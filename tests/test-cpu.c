@@ -1634,6 +1634,62 @@ test_plan_shared_input (void)
   rig_free (r);
 }
 
+/* A device-memory backend (the CPU told it is not host memory, so the executor keeps its own
+ * copies of the parameters in blocks) trains bit for bit as the host path does, and updates all
+ * weights with one SGD call and all biases with another. */
+static guint sgd_calls;
+static gboolean (*cpu_sgd) (CsBackend *, float *, const float *, float *, gsize, float, float,
+                            float, GError **);
+
+static gboolean
+counting_sgd (CsBackend *be, float *w, const float *g, float *m, gsize n, float lr,
+              float momentum, float decay, GError **error)
+{
+  sgd_calls++;
+  return cpu_sgd (be, w, g, m, n, lr, momentum, decay, error);
+}
+
+static void
+test_param_blocks (void)
+{
+  const char *text = IN "stem: conv 4 3x3 pad 1 nobias\nbn\nrelu\n"
+                     "add { { a: conv 4 3x3 pad 1; bn; relu; b: conv 4 1x1 } { } }\n"
+                     "aux weight 0.4 { aux_fc: fc 4; softmax }\n" HEAD;
+  Rig *host = rig_new (text, 3), *dev = rig_new (text, 3);
+  dev->be->host_memory = FALSE;
+  cpu_sgd = dev->be->sgd;
+  dev->be->sgd = counting_sgd;
+  rig_exec (host, TRUE, 9);
+  rig_exec (dev, TRUE, 9);
+  GError *error = NULL;
+  for (guint step = 0; step < 3; step++)
+    {
+      CsStepResult a, b;
+      sgd_calls = 0;
+      g_assert_true (cs_exec_train_step (host->x, host->input, host->labels, 3, 0.05f, 0.9f,
+                                         1e-3f, &a, &error));
+      g_assert_true (cs_exec_train_step (dev->x, dev->input, dev->labels, 3, 0.05f, 0.9f, 1e-3f,
+                                         &b, &error));
+      g_assert_no_error (error);
+      g_assert_cmpuint (sgd_calls, ==, 2);
+      g_assert_cmpfloat (a.loss, ==, b.loss);
+    }
+  g_assert_true (cs_exec_sync_to_net (dev->x, &error));
+  g_assert_no_error (error);
+  guint compared = 0;
+  for (guint t = 0; t < host->net->tensors->len; t++)
+    {
+      CsTensor *x = host->net->tensors->pdata[t], *y = dev->net->tensors->pdata[t];
+      g_assert_cmpstr (x->name, ==, y->name);
+      g_assert_cmpmem (x->data, x->numel * sizeof (float), y->data, y->numel * sizeof (float));
+      compared++;
+    }
+  /* stem, a, b, aux_fc, post, the last fc with their biases, both batch norms' four tensors */
+  g_assert_cmpuint (compared, >=, 16);
+  rig_free (host);
+  rig_free (dev);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1661,6 +1717,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cpu/forward/inception", test_forward_inception);
   g_test_add_func ("/cpu/forward/residual", test_forward_residual);
   g_test_add_func ("/cpu/plan/chain", test_plan_chain);
+  g_test_add_func ("/cpu/plan/param-blocks", test_param_blocks);
   g_test_add_func ("/cpu/plan/branchy", test_plan_branchy);
   g_test_add_func ("/cpu/plan/shared-input", test_plan_shared_input);
   return g_test_run ();

@@ -262,6 +262,13 @@ test_profile (void)
   wait_idle (win);
   CsGraphView *view = cs_window_get_graph_view (win);
   g_assert_cmpint (cs_graph_view_get_overlay (view), ==, CS_OVERLAY_FORWARD_TIME);
+  /* A selected layer's details give its measured time and rate. */
+  gint conv = find_node (cs_window_get_stats (win), "conv1");
+  g_assert_cmpint (conv, >=, 0);
+  g_signal_emit_by_name (view, "node-selected", conv);
+  g_autofree char *details = cs_window_get_details_text (win);
+  g_assert_nonnull (strstr (details, "ms forward"));
+  g_assert_nonnull (strstr (details, "TFLOP/s"));
   cs_graph_view_zoom_fit (view);
   keep_screenshot (win, "resnet18-profile");
   gtk_window_destroy (GTK_WINDOW (win));

@@ -122,8 +122,7 @@ params_text (const CsNode *n)
 }
 
 void
-cs_details_show (CsDetails *self, CsStats *st, gint node, const double *forward_ms,
-                 const double *backward_ms)
+cs_details_show (CsDetails *self, CsStats *st, gint node, const CsProfile *profile)
 {
   g_return_if_fail (CS_IS_DETAILS (self));
   clear (self);
@@ -202,18 +201,31 @@ cs_details_show (CsDetails *self, CsStats *st, gint node, const double *forward_
     : g_strdup_printf ("%" G_GUINT64_FORMAT "x%" G_GUINT64_FORMAT " pixels, jump %"
                        G_GUINT64_FORMAT, s->rf_h.size, s->rf_w.size, s->rf_h.jump);
   add_pair (self, "Receptive field", rf);
-  if (forward_ms && forward_ms[node] > 0)
+  if (profile && (guint) node < profile->n_nodes
+      && profile->forward_ms[node] + profile->backward_ms[node] > 0)
     {
-      double gflops = s->macs * 2.0 * st->batch / (forward_ms[node] * 1e6);
-      g_autofree char *t = g_strdup_printf ("%.3f ms forward%s%s, %.1f GFLOP/s", forward_ms[node],
-                                            backward_ms && backward_ms[node] > 0 ? ", " : "",
-                                            "", gflops);
-      add_pair (self, "Measured", t);
-      if (backward_ms && backward_ms[node] > 0)
+      const CsProfile *p = profile;
+      GString *t = g_string_new (NULL);
+      g_string_append_printf (t, "%.3f ms forward", p->forward_ms[node]);
+      if (p->backward_ms[node] > 0)
+        g_string_append_printf (t, ", %.3f ms backward", p->backward_ms[node]);
+      g_string_append_printf (t, " at batch %u", p->batch);
+      double tflops = cs_profile_layer_tflops (p, s->macs, node);
+      if (tflops > 0)
+        g_string_append_printf (t, ", %.3f TFLOP/s", tflops);
+      if (tflops > 0 && p->peak_tflops > 0)
+        g_string_append_printf (t, " (%.1f%% of the device's peak)", 100 * tflops / p->peak_tflops);
+      add_pair (self, "Measured", t->str);
+      g_string_free (t, TRUE);
+      if (p->kernel_names[node])
         {
-          g_autofree char *b = g_strdup_printf ("%.3f ms backward", backward_ms[node]);
-          add_pair (self, "Measured", b);
+          g_autofree char *k = g_strdup_printf ("%g per step: %s", p->forward_kernels[node]
+                                                + p->backward_kernels[node],
+                                                p->kernel_names[node]);
+          add_pair (self, "Kernels", k);
         }
+      if (p->algorithms[node])
+        add_pair (self, "Algorithm", p->algorithms[node]);
     }
 }
 

@@ -4,6 +4,7 @@
 
 #include <gtk/gtk.h>
 
+#include "cs-profile.h"
 #include "cs-stats.h"
 
 G_BEGIN_DECLS
@@ -12,9 +13,9 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE (CsDetails, cs_details, CS, DETAILS, GtkWidget)
 
 GtkWidget *cs_details_new  (void);
-/* Shows NODE of ST (-1: the model's summary). FORWARD_MS and BACKWARD_MS may be NULL. */
-void       cs_details_show (CsDetails *self, CsStats *st, gint node, const double *forward_ms,
-                            const double *backward_ms);
+/* Shows NODE of ST (-1: the model's summary), with its times, rate, kernels and algorithm from
+ * PROFILE (may be NULL). */
+void       cs_details_show (CsDetails *self, CsStats *st, gint node, const CsProfile *profile);
 /* The text shown, for tests. */
 char      *cs_details_get_text (CsDetails *self);
 

@@ -44,7 +44,7 @@ struct _CsWindow {
   char *error;                  /* the current source's error, or NULL */
   guint reparse_id;
   gboolean loading_source;
-  double *fwd_ms, *bwd_ms;
+  CsProfile *profile;           /* the last profile of the model on screen, or NULL */
 
   GCancellable *work;           /* training or profiling in flight */
   double images_per_s;          /* the last training speed measured */
@@ -199,8 +199,7 @@ show_graph (CsWindow *self, CsGraph *g, GError **error)
     return FALSE;
   g_clear_pointer (&self->stats, cs_stats_free);
   self->stats = st;
-  g_clear_pointer (&self->fwd_ms, g_free);
-  g_clear_pointer (&self->bwd_ms, g_free);
+  g_clear_pointer (&self->profile, cs_profile_free);
   refresh (self);
   return TRUE;
 }
@@ -224,7 +223,7 @@ refresh (CsWindow *self)
   cs_layer_table_set_stats (self->table, st, unfold);
   cs_layer_table_set_counting (self->table, gtk_check_button_get_active (self->flops_check),
                                gtk_check_button_get_active (self->bias_check));
-  cs_details_show (CS_DETAILS (self->details), st, -1, NULL, NULL);
+  cs_details_show (CS_DETAILS (self->details), st, -1, NULL);
   cs_chart_set_stats (self->layers_chart, st);
   cs_chart_set_current_model (self->complexity_chart, st ? st->graph->name : NULL);
 }
@@ -330,14 +329,14 @@ static void
 on_graph_selected (CsGraphView *view, gint node, CsWindow *self)
 {
   cs_layer_table_select (self->table, node);
-  cs_details_show (CS_DETAILS (self->details), self->stats, node, self->fwd_ms, self->bwd_ms);
+  cs_details_show (CS_DETAILS (self->details), self->stats, node, self->profile);
 }
 
 static void
 on_table_selected (CsLayerTable *table, gint node, CsWindow *self)
 {
   cs_graph_view_select (self->graph, node);
-  cs_details_show (CS_DETAILS (self->details), self->stats, node, self->fwd_ms, self->bwd_ms);
+  cs_details_show (CS_DETAILS (self->details), self->stats, node, self->profile);
 }
 
 static void
@@ -833,7 +832,7 @@ typedef struct {
   const char *device;
   CsMath math;
   char *note, *backend;
-  double *fwd, *bwd;
+  CsProfile *profile;
   double step_ms;
 } ProfileJob;
 
@@ -844,8 +843,7 @@ profile_job_free (gpointer data)
   cs_graph_unref (job->graph);
   g_free (job->note);
   g_free (job->backend);
-  g_free (job->fwd);
-  g_free (job->bwd);
+  cs_profile_free (job->profile);
   g_free (job);
 }
 
@@ -882,9 +880,8 @@ profile_thread (GTask *task, gpointer source, gpointer data, GCancellable *cance
       g_task_return_error (task, error);
       return;
     }
-  job->step_ms = p->timed_step_ms;
-  job->fwd = g_steal_pointer (&p->forward_ms);
-  job->bwd = job->train ? g_steal_pointer (&p->backward_ms) : NULL;
+  job->step_ms = p->step_ms;
+  job->profile = g_steal_pointer (&p);
   g_task_return_boolean (task, TRUE);
 }
 
@@ -907,12 +904,11 @@ profile_done (GObject *source, GAsyncResult *res, gpointer data)
     }
   if (self->stats == NULL || self->stats->graph != job->graph)
     return;  /* another model is on screen now */
-  g_free (self->fwd_ms);
-  g_free (self->bwd_ms);
-  self->fwd_ms = g_steal_pointer (&job->fwd);
-  self->bwd_ms = g_steal_pointer (&job->bwd);
-  cs_graph_view_set_times (self->graph, self->fwd_ms, self->bwd_ms);
-  cs_layer_table_set_times (self->table, self->fwd_ms, self->bwd_ms);
+  g_clear_pointer (&self->profile, cs_profile_free);
+  self->profile = g_steal_pointer (&job->profile);
+  const double *bwd = job->train ? self->profile->backward_ms : NULL;
+  cs_graph_view_set_times (self->graph, self->profile->forward_ms, bwd);
+  cs_layer_table_set_times (self->table, self->profile->forward_ms, bwd);
   gtk_drop_down_set_selected (self->overlay_dropdown, CS_OVERLAY_FORWARD_TIME);
   g_autofree char *s = g_strdup_printf ("%s at batch %u: %.1f ms on %s%s%s", job->train
                                         ? "Training step" : "Forward pass", job->batch,
@@ -1027,7 +1023,7 @@ cs_window_finalize (GObject *object)
   CsWindow *self = CS_WINDOW (object);
   g_clear_pointer (&self->stats, cs_stats_free);
   g_free (self->path), g_free (self->name), g_free (self->error);
-  g_free (self->fwd_ms), g_free (self->bwd_ms);
+  cs_profile_free (self->profile);
   g_clear_object (&self->work);
   G_OBJECT_CLASS (cs_window_parent_class)->finalize (object);
 }
@@ -1213,6 +1209,12 @@ CsLayerTable *
 cs_window_get_layer_table (CsWindow *self)
 {
   return self->table;
+}
+
+char *
+cs_window_get_details_text (CsWindow *self)
+{
+  return cs_details_get_text (CS_DETAILS (self->details));
 }
 
 CsStats *

@@ -21,6 +21,8 @@ void          cs_window_screenshot   (CsWindow *self, const char *path, GCallbac
 CsGraphView  *cs_window_get_graph_view  (CsWindow *self);
 CsLayerTable *cs_window_get_layer_table (CsWindow *self);
 CsStats      *cs_window_get_stats       (CsWindow *self);
+/* The details pane's text (tests). */
+char         *cs_window_get_details_text (CsWindow *self);
 /* The error shown for the current source, or NULL. */
 const char   *cs_window_get_error       (CsWindow *self);
 /* The window's charts: CS_CHART_LAYERS, CS_CHART_COMPLEXITY or CS_CHART_TRAINING (tests). */

@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Backward kernels add to a->d_in[i]; an entry may be NULL when that gradient is not needed. */
 
@@ -1070,17 +1071,88 @@ cpu_workspace_size (CsBackend *be, const CsNode *n, const CsShape *in, guint bat
   return 0;
 }
 
+/* ---- tracing ------------------------------------------------------------------------------ */
+
+/* The CPU's work is done when its calls return, so a traced piece of work is the host-clock
+ * interval from trace_push to trace_pop. The records have no name: there are no kernels to
+ * count, only the time. */
+typedef struct {
+  CsBackend base;
+  GArray *trace;                /* of CsTraceRecord while a trace runs, else NULL */
+  guint64 tag, t0;
+} CsCpu;
+
+static guint64
+now_ns (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (guint64) ts.tv_sec * G_GUINT64_CONSTANT (1000000000) + (guint64) ts.tv_nsec;
+}
+
+static gboolean
+cpu_trace_start (CsBackend *be, GError **error)
+{
+  CsCpu *cpu = (CsCpu *) be;
+  if (cpu->trace)
+    {
+      g_set_error (error, CS_ERROR, CS_ERROR_USAGE, "a trace is already running");
+      return FALSE;
+    }
+  cpu->trace = g_array_new (FALSE, FALSE, sizeof (CsTraceRecord));
+  cpu->tag = 0;
+  return TRUE;
+}
+
+static void
+cpu_trace_push (CsBackend *be, guint64 tag)
+{
+  CsCpu *cpu = (CsCpu *) be;
+  cpu->tag = tag;
+  cpu->t0 = now_ns ();
+}
+
+static void
+cpu_trace_pop (CsBackend *be)
+{
+  CsCpu *cpu = (CsCpu *) be;
+  if (cpu->trace && cpu->tag)
+    {
+      CsTraceRecord r = { cpu->tag, NULL, cpu->t0, now_ns () };
+      g_array_append_val (cpu->trace, r);
+    }
+  cpu->tag = 0;
+}
+
+static GArray *
+cpu_trace_stop (CsBackend *be, guint64 *dropped, GError **error)
+{
+  CsCpu *cpu = (CsCpu *) be;
+  if (dropped)
+    *dropped = 0;
+  if (cpu->trace == NULL)
+    {
+      g_set_error (error, CS_ERROR, CS_ERROR_USAGE, "no trace is running");
+      return NULL;
+    }
+  return g_steal_pointer (&cpu->trace);
+}
+
 static void
 cpu_destroy (CsBackend *be)
 {
+  CsCpu *cpu = (CsCpu *) be;
+  if (cpu->trace)
+    g_array_unref (cpu->trace);
   g_free (be->description);
-  g_free (be);
+  g_free (cpu);
 }
 
 CsBackend *
 cs_cpu_backend_new (void)
 {
-  CsBackend *be = g_new0 (CsBackend, 1);
+  CsCpu *cpu = g_new0 (CsCpu, 1);
+  CsBackend *be = &cpu->base;
   be->name = "cpu";
   be->host_memory = TRUE;
   be->description = g_strdup_printf ("CPU (%s)", cs_blas_describe ());
@@ -1094,6 +1166,10 @@ cs_cpu_backend_new (void)
   be->cross_entropy = cpu_cross_entropy;
   be->sgd = cpu_sgd;
   be->destroy = cpu_destroy;
+  be->trace_start = cpu_trace_start;
+  be->trace_push = cpu_trace_push;
+  be->trace_pop = cpu_trace_pop;
+  be->trace_stop = cpu_trace_stop;
 #define KERNELS(op, f, b) be->forward[op] = f, be->backward[op] = b
   KERNELS (CS_OP_CONV, conv_forward, conv_backward);
   KERNELS (CS_OP_FC, fc_forward, fc_backward);
