@@ -6,6 +6,7 @@
 #include "cs-error.h"
 #include "cs-net.h"
 #include "cs-cuda-kernels.h"
+#include "cs-cupti.h"
 
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
@@ -45,6 +46,11 @@ typedef struct {
   float *labels;                /* unsigned int labels, in a float-sized buffer */
   size_t labels_len;
   CsCuLossSums *sums;
+  GHashTable *allocs;           /* every device allocation of the backend's -> its bytes */
+  guint64 allocated, peak_allocated;
+  cudaEvent_t clock_begin, clock_end;
+  gboolean tracing;             /* this backend started the process's CUPTI trace */
+  gboolean pushed;              /* a tag is pushed and owes a pop */
 } CsCuda;
 
 static inline CsCuda *
@@ -99,13 +105,20 @@ cublas_ok (cublasStatus_t s, const char *call, const char *file, int line, GErro
 
 /* ---- memory ------------------------------------------------------------------------------- */
 
+/* Device memory, counted: what the backend has allocated at once at most is part of a profile. */
 static void *
-device_alloc (size_t bytes, GError **error)
+device_alloc (CsCuda *cu, size_t bytes, GError **error)
 {
   void *p = NULL;
-  cudaError_t e = cudaMalloc (&p, MAX (bytes, 4));
+  size_t size = MAX (bytes, 4);
+  cudaError_t e = cudaMalloc (&p, size);
   if (e == cudaSuccess)
-    return p;
+    {
+      g_hash_table_insert (cu->allocs, p, GSIZE_TO_POINTER (size));
+      cu->allocated += size;
+      cu->peak_allocated = MAX (cu->peak_allocated, cu->allocated);
+      return p;
+    }
   cudaGetLastError ();
   if (e == cudaErrorMemoryAllocation)
     {
@@ -123,6 +136,17 @@ device_alloc (size_t bytes, GError **error)
   return NULL;
 }
 
+static void
+device_free (CsCuda *cu, void *p)
+{
+  if (p == NULL)
+    return;
+  gpointer size;
+  if (g_hash_table_steal_extended (cu->allocs, p, NULL, &size))
+    cu->allocated -= GPOINTER_TO_SIZE (size);
+  cudaFree (p);
+}
+
 static float *
 cuda_alloc (CsBackend *be, gsize n, GError **error)
 {
@@ -132,11 +156,11 @@ cuda_alloc (CsBackend *be, gsize n, GError **error)
                    " floats do not fit in memory", n);
       return NULL;
     }
-  float *p = device_alloc (n * sizeof (float), error);
+  float *p = device_alloc (CUDA (be), n * sizeof (float), error);
   if (p && !cuda_ok (cudaMemsetAsync (p, 0, n * sizeof (float), CUDA (be)->stream),
                      "cudaMemsetAsync", __FILE__, __LINE__, error))
     {
-      cudaFree (p);
+      device_free (CUDA (be), p);
       return NULL;
     }
   return p;
@@ -145,7 +169,7 @@ cuda_alloc (CsBackend *be, gsize n, GError **error)
 static void
 cuda_release (CsBackend *be, float *p)
 {
-  cudaFree (p);
+  device_free (CUDA (be), p);
 }
 
 static gboolean
@@ -189,11 +213,11 @@ grow (CsCuda *cu, float **buf, size_t *len, size_t n, GError **error)
   if (*buf)
     {
       cudaStreamSynchronize (cu->stream);
-      cudaFree (*buf);
+      device_free (cu, *buf);
       *buf = NULL;
       *len = 0;
     }
-  if ((*buf = device_alloc (n * sizeof (float), error)) == NULL)
+  if ((*buf = device_alloc (cu, n * sizeof (float), error)) == NULL)
     return NULL;
   *len = n;
   return *buf;
@@ -890,19 +914,224 @@ cuda_workspace_size (CsBackend *be, const CsNode *n, const CsShape *in, guint ba
   return p ? (conv_plan_ws (p) + sizeof (float) - 1) / sizeof (float) : 0;
 }
 
+/* ---- tracing and the device's clock ------------------------------------------------------ */
+
+static gboolean
+cuda_trace_start (CsBackend *be, GError **error)
+{
+  CsCuda *cu = CUDA (be);
+  if (cu->tracing)
+    {
+      g_set_error (error, CS_ERROR, CS_ERROR_DEVICE, "a trace is already running");
+      return FALSE;
+    }
+  /* Work queued before is not the trace's. */
+  CU (cudaStreamSynchronize (cu->stream));
+  if (!cs_cupti_start (error))
+    return FALSE;
+  cu->tracing = TRUE;
+  cu->pushed = FALSE;
+  return TRUE;
+}
+
+/* Called around every node's work: nothing but CUPTI's own push and pop while a trace runs. */
+static void
+cuda_trace_push (CsBackend *be, guint64 tag)
+{
+  CsCuda *cu = CUDA (be);
+  if (!cu->tracing)
+    return;
+  if (cu->pushed)
+    cs_cupti_pop ();            /* pushes do not nest: a new one replaces the last */
+  cu->pushed = cs_cupti_push (tag);
+}
+
+static void
+cuda_trace_pop (CsBackend *be)
+{
+  CsCuda *cu = CUDA (be);
+  if (!cu->tracing || !cu->pushed)
+    return;
+  cs_cupti_pop ();
+  cu->pushed = FALSE;
+}
+
+static GArray *
+cuda_trace_stop (CsBackend *be, guint64 *dropped, GError **error)
+{
+  CsCuda *cu = CUDA (be);
+  if (dropped)
+    *dropped = 0;
+  if (!cu->tracing)
+    {
+      g_set_error (error, CS_ERROR, CS_ERROR_USAGE, "no trace is running");
+      return NULL;
+    }
+  cuda_trace_pop (be);
+  /* The traced work must be done, its records complete, before CUPTI is flushed and detached.
+   * The whole device: the tracer records every stream, not only the backend's. The trace ends
+   * even when this fails. */
+  GError *sync_error = NULL;
+  cuda_ok (cudaDeviceSynchronize (), "cudaDeviceSynchronize", __FILE__, __LINE__, &sync_error);
+  cu->tracing = FALSE;
+  GArray *records = cs_cupti_stop (dropped, sync_error ? NULL : error);
+  if (sync_error)
+    {
+      g_clear_pointer (&records, g_array_unref);
+      g_propagate_error (error, sync_error);
+    }
+  return records;
+}
+
+static gboolean
+cuda_clock_start (CsBackend *be, GError **error)
+{
+  CsCuda *cu = CUDA (be);
+  CU (cudaEventRecord (cu->clock_begin, cu->stream));
+  return TRUE;
+}
+
+static gboolean
+cuda_clock_stop (CsBackend *be, double *ms, GError **error)
+{
+  CsCuda *cu = CUDA (be);
+  float elapsed = 0;
+  CU (cudaEventRecord (cu->clock_end, cu->stream));
+  CU (cudaEventSynchronize (cu->clock_end));
+  CU (cudaEventElapsedTime (&elapsed, cu->clock_begin, cu->clock_end));
+  *ms = elapsed;
+  return TRUE;
+}
+
+/* ---- descriptions ------------------------------------------------------------------------- */
+
+static const char *const fwd_algo_names[] = {
+  [CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM] = "IMPLICIT_GEMM",
+  [CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM] = "IMPLICIT_PRECOMP_GEMM",
+  [CUDNN_CONVOLUTION_FWD_ALGO_GEMM] = "GEMM",
+  [CUDNN_CONVOLUTION_FWD_ALGO_DIRECT] = "DIRECT",
+  [CUDNN_CONVOLUTION_FWD_ALGO_FFT] = "FFT",
+  [CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING] = "FFT_TILING",
+  [CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD] = "WINOGRAD",
+  [CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED] = "WINOGRAD_NONFUSED",
+};
+
+static const char *const data_algo_names[] = {
+  [CUDNN_CONVOLUTION_BWD_DATA_ALGO_0] = "ALGO_0",
+  [CUDNN_CONVOLUTION_BWD_DATA_ALGO_1] = "ALGO_1",
+  [CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT] = "FFT",
+  [CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT_TILING] = "FFT_TILING",
+  [CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD] = "WINOGRAD",
+  [CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD_NONFUSED] = "WINOGRAD_NONFUSED",
+};
+
+static const char *const filter_algo_names[] = {
+  [CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0] = "ALGO_0",
+  [CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1] = "ALGO_1",
+  [CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT] = "FFT",
+  [CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3] = "ALGO_3",
+  [CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD] = "WINOGRAD",
+  [CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD_NONFUSED] = "WINOGRAD_NONFUSED",
+  [CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT_TILING] = "FFT_TILING",
+};
+
+static const char *const math_names[] = {
+  [CUDNN_DEFAULT_MATH] = "default math",
+  [CUDNN_TENSOR_OP_MATH] = "tensor ops",
+  [CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION] = "tensor ops with conversion",
+  [CUDNN_FMA_MATH] = "FMA",
+};
+
+static const char *
+enum_name (const char *const *names, guint n, int value)
+{
+  return value >= 0 && (guint) value < n && names[value] ? names[value] : "unknown";
+}
+
+#define ENUM_NAME(names, value) enum_name ((names), G_N_ELEMENTS (names), (int) (value))
+
+/* One algorithm of a plan: "ALGO_1 (FMA, 1.2 MB)". */
+static char *
+algo_text (const char *algo, cudnnMathType_t math, size_t ws)
+{
+  g_autofree char *size = g_format_size (ws);
+  return g_strdup_printf ("%s (%s, %s)", algo, ENUM_NAME (math_names, math), size);
+}
+
+/* A convolution's plan is the one its kernels ran with when there is one (planned by the
+ * executor), else made now with the largest workspace the backend allows. */
+static char *
+cuda_describe (CsBackend *be, const CsNode *n, const CsShape *in, guint batch)
+{
+  CsCuda *cu = CUDA (be);
+  switch (n->op)
+    {
+    case CS_OP_CONV:
+      {
+        g_autoptr (GError) error = NULL;
+        ConvPlan *p = NULL;
+        if (fits_int (&in[0], batch, &error) && fits_int (&n->shape, batch, &error))
+          p = conv_plan (cu, n, &in[0], batch, cu->ws_limit, &error);
+        if (p == NULL)
+          return g_strdup_printf ("no cuDNN plan: %s", error->message);
+        g_autofree char *fwd = algo_text (ENUM_NAME (fwd_algo_names, p->fwd), p->fwd_math,
+                                          p->fwd_ws);
+        g_autofree char *data = algo_text (ENUM_NAME (data_algo_names, p->bwd_data),
+                                           p->data_math, p->data_ws);
+        g_autofree char *filter = algo_text (ENUM_NAME (filter_algo_names, p->bwd_filter),
+                                             p->filter_math, p->filter_ws);
+        return g_strdup_printf ("fwd %s, bwd data %s, bwd filter %s", fwd, data, filter);
+      }
+    case CS_OP_FC:
+      return g_strdup (cu->math == CS_MATH_TF32 ? "cuBLAS sgemm (TF32 tensor ops)"
+                                                : "cuBLAS sgemm (fp32)");
+    case CS_OP_BN:
+      return g_strdup ("cuDNN batch norm (spatial)");
+    default:
+      return NULL;
+    }
+}
+
+static void
+cuda_memory (CsBackend *be, guint64 *peak_allocated, guint64 *device_in_use)
+{
+  CsCuda *cu = CUDA (be);
+  size_t free_b = 0, total_b = 0;
+  if (cudaMemGetInfo (&free_b, &total_b) != cudaSuccess)
+    {
+      cudaGetLastError ();
+      free_b = total_b = 0;
+    }
+  if (peak_allocated)
+    *peak_allocated = cu->peak_allocated;
+  if (device_in_use)
+    *device_in_use = total_b - MIN (free_b, total_b);
+}
+
 /* ---- the backend -------------------------------------------------------------------------- */
 
 static void
 cuda_destroy (CsBackend *be)
 {
   CsCuda *cu = CUDA (be);
+  if (cu->tracing)
+    {
+      /* A trace left running ends with the backend, so that another can start. */
+      GArray *records = cuda_trace_stop (be, NULL, NULL);
+      if (records)
+        g_array_unref (records);
+    }
   if (cu->stream)
     cudaStreamSynchronize (cu->stream);
   g_clear_pointer (&cu->plans, g_hash_table_destroy);
   float *bufs[] = { cu->ones, cu->zeros, cu->scratch, cu->labels, (float *) cu->sums };
   for (guint i = 0; i < G_N_ELEMENTS (bufs); i++)
-    if (bufs[i])
-      cudaFree (bufs[i]);
+    device_free (cu, bufs[i]);
+  g_clear_pointer (&cu->allocs, g_hash_table_destroy);
+  if (cu->clock_begin)
+    cudaEventDestroy (cu->clock_begin);
+  if (cu->clock_end)
+    cudaEventDestroy (cu->clock_end);
   if (cu->bn_x)
     cudnnDestroyTensorDescriptor (cu->bn_x);
   if (cu->bn_param)
@@ -930,7 +1159,9 @@ cuda_setup (CsCuda *cu, GError **error)
                                                               : CUBLAS_PEDANTIC_MATH));
   DNN (cudnnCreateTensorDescriptor (&cu->bn_x));
   DNN (cudnnCreateTensorDescriptor (&cu->bn_param));
-  if ((cu->sums = device_alloc (sizeof *cu->sums, error)) == NULL)
+  CU (cudaEventCreate (&cu->clock_begin));
+  CU (cudaEventCreate (&cu->clock_end));
+  if ((cu->sums = device_alloc (cu, sizeof *cu->sums, error)) == NULL)
     return FALSE;
   size_t free_b = 0, total_b = 0;
   CU (cudaMemGetInfo (&free_b, &total_b));
@@ -938,6 +1169,15 @@ cuda_setup (CsCuda *cu, GError **error)
 
   struct cudaDeviceProp prop;
   CU (cudaGetDeviceProperties (&prop, cu->device));
+  /* The clock left cudaDeviceProp in CUDA 13; without it the peak is unknown (0). */
+  int clock_khz = 0;
+  if (cudaDeviceGetAttribute (&clock_khz, cudaDevAttrClockRate, cu->device) != cudaSuccess)
+    {
+      cudaGetLastError ();
+      clock_khz = 0;
+    }
+  cu->base.peak_tflops = cs_gpu_peak_tflops (prop.major, prop.minor, prop.multiProcessorCount,
+                                             clock_khz, cu->math);
   int driver = 0, runtime = 0, blas_version = 0;
   CU (cudaDriverGetVersion (&driver));
   CU (cudaRuntimeGetVersion (&runtime));
@@ -978,6 +1218,7 @@ cs_cuda_backend_new (CsMath math, GError **error)
   cu->math = math;
   cu->device = 0;
   cu->plans = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, conv_plan_free);
+  cu->allocs = g_hash_table_new (g_direct_hash, g_direct_equal);
   be->name = "cuda";
   be->host_memory = FALSE;
   be->alloc = cuda_alloc;
@@ -991,6 +1232,14 @@ cs_cuda_backend_new (CsMath math, GError **error)
   be->sgd = cuda_sgd;
   be->synchronize = cuda_synchronize;
   be->destroy = cuda_destroy;
+  be->trace_start = cuda_trace_start;
+  be->trace_push = cuda_trace_push;
+  be->trace_pop = cuda_trace_pop;
+  be->trace_stop = cuda_trace_stop;
+  be->clock_start = cuda_clock_start;
+  be->clock_stop = cuda_clock_stop;
+  be->describe = cuda_describe;
+  be->memory = cuda_memory;
 #define KERNELS(op, f, b) be->forward[op] = f, be->backward[op] = b
   KERNELS (CS_OP_CONV, conv_forward, conv_backward);
   KERNELS (CS_OP_FC, fc_forward, fc_backward);

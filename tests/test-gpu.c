@@ -5,6 +5,7 @@
 #include "cs-error.h"
 #include "cs-exec.h"
 #include "cs-parser.h"
+#include "cs-profile.h"
 
 #include <math.h>
 #include <string.h>
@@ -398,6 +399,164 @@ test_bf16_refused (void)
   g_error_free (error);
 }
 
+/* The shapes of NODE's inputs, for describe (free them). */
+static CsShape *
+input_shapes (CsGraph *g, const CsNode *node)
+{
+  CsShape *shapes = g_new (CsShape, MAX (node->n_inputs, 1));
+  for (guint k = 0; k < node->n_inputs; k++)
+    shapes[k] = cs_graph_node (g, node->inputs[k])->shape;
+  return shapes;
+}
+
+static gboolean
+has_kernels (CsOp op)
+{
+  return op == CS_OP_CONV || op == CS_OP_FC || op == CS_OP_BN;
+}
+
+/* CUPTI traces: one at a time per process; a profile of a training step attributes every
+ * kernel to a node or to the loss or the update, loses none, and fits in the step; and a second
+ * profile in the same process works as well (CUPTI detached and attached again). */
+static void
+test_trace (void)
+{
+  CsBackend *gpu = get_cuda (CS_MATH_TF32);
+  if (gpu == NULL)
+    return;
+  g_assert_nonnull (gpu->trace_start);
+  g_assert_nonnull (gpu->trace_push);
+  g_assert_nonnull (gpu->trace_pop);
+  g_assert_nonnull (gpu->trace_stop);
+  GError *error = NULL;
+  g_assert_true (gpu->trace_start (gpu, &error));
+  g_assert_no_error (error);
+  g_assert_false (gpu->trace_start (gpu, &error));
+  g_assert_error (error, CS_ERROR, CS_ERROR_DEVICE);
+  g_clear_error (&error);
+  /* CUPTI is process-wide: the other backend cannot start one either. */
+  if (cuda[CS_MATH_FP32])
+    {
+      g_assert_false (cuda[CS_MATH_FP32]->trace_start (cuda[CS_MATH_FP32], &error));
+      g_assert_error (error, CS_ERROR, CS_ERROR_DEVICE);
+      g_clear_error (&error);
+    }
+  guint64 dropped = 1;
+  GArray *none = gpu->trace_stop (gpu, &dropped, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (none);
+  g_assert_cmpuint (dropped, ==, 0);
+  g_array_unref (none);
+  g_assert_null (gpu->trace_stop (gpu, &dropped, &error));
+  g_assert_error (error, CS_ERROR, CS_ERROR_USAGE);
+  g_clear_error (&error);
+
+  const guint batch = 8;
+  Side s = { 0 };
+  side_init (&s, "input 16x16x3\nc1: conv 8 3x3 pad 1\nn1: bn\nrelu\nmaxpool 2x2\n"
+             "c2: conv 16 3x3 pad 1\nn2: bn\nrelu\navgpool global\nf1: fc 10\n", batch);
+  for (int run = 0; run < 2; run++)
+    {
+      g_autoptr (CsProfile) p = cs_profile_run (s.net, gpu, batch, TRUE, 3, 1, NULL, &error);
+      g_assert_no_error (error);
+      g_assert_nonnull (p);
+      g_autofree char *report = cs_profile_report (p, s.g, CS_REPORT_TABLE);
+      g_test_message ("run %d: %" G_GUINT64_FORMAT " records, %" G_GUINT64_FORMAT " dropped; "
+                      "kernels %.3f ms of a traced step of %.3f ms (untraced %.3f ms); loss "
+                      "%.3f ms, update %.3f ms, unattributed %.3f ms\n%s", run, p->records,
+                      p->dropped, p->layers_ms, p->timed_step_ms, p->step_ms, p->loss_ms,
+                      p->update_ms, p->unattributed_ms, report);
+      g_assert_cmpuint (p->records, >, 0);
+      g_assert_cmpuint (p->dropped, ==, 0);
+      g_assert_cmpfloat (p->unattributed_ms, ==, 0);
+      for (guint i = 0; i < p->n_nodes; i++)
+        {
+          const CsNode *node = cs_graph_node (s.g, i);
+          if (!has_kernels (node->op))
+            continue;
+          g_test_message ("%s: %.1f forward and %.1f backward kernels:\n%s", node->name,
+                          p->forward_kernels[i], p->backward_kernels[i],
+                          p->kernel_names[i] ? p->kernel_names[i] : "(none)");
+          g_assert_cmpfloat (p->forward_kernels[i], >=, 1);
+          g_assert_cmpfloat (p->backward_kernels[i], >=, 1);
+          g_assert_nonnull (p->kernel_names[i]);
+          g_assert_nonnull (p->algorithms[i]);
+        }
+      g_assert_cmpfloat (p->update_ms, >, 0);
+      g_assert_cmpfloat (p->loss_ms, >, 0);
+      g_assert_cmpfloat (p->layers_ms, <=, p->timed_step_ms * 1.05);
+      g_assert_cmpuint (p->peak_allocated_bytes, >, 0);
+      g_assert_cmpuint (p->device_in_use_bytes, >, 0);
+    }
+  side_clear (&s);
+}
+
+/* What a node runs with: cuDNN's algorithms for a convolution, cuBLAS for a fully connected
+ * layer, nothing to say for a ReLU. And the device's clock, memory counts and peak rate. */
+static void
+test_describe (void)
+{
+  CsBackend *gpu = get_cuda (CS_MATH_TF32);
+  if (gpu == NULL)
+    return;
+  g_assert_nonnull (gpu->describe);
+  const guint batch = 2;
+  Side s = { 0 };
+  side_init (&s, "input 8x8x3\nc1: conv 4 3x3 pad 1\nr1: relu\nf1: fc 5\n", batch);
+  guint seen = 0;
+  for (guint i = 0; i < cs_graph_n_nodes (s.g); i++)
+    {
+      const CsNode *node = cs_graph_node (s.g, i);
+      g_autofree CsShape *shapes = input_shapes (s.g, node);
+      g_autofree char *d = gpu->describe (gpu, node, shapes, batch);
+      g_test_message ("%s: %s", node->name, d ? d : "(nothing)");
+      if (node->op == CS_OP_CONV)
+        {
+          g_assert_nonnull (d);
+          g_assert_nonnull (strstr (d, "fwd "));
+          g_assert_nonnull (strstr (d, "bwd data "));
+          g_assert_nonnull (strstr (d, "bwd filter "));
+          seen++;
+        }
+      else if (node->op == CS_OP_RELU)
+        {
+          g_assert_null (d);
+          seen++;
+        }
+      else if (node->op == CS_OP_FC)
+        {
+          g_assert_nonnull (d);
+          g_assert_nonnull (strstr (d, "cuBLAS"));
+          seen++;
+        }
+    }
+  g_assert_cmpuint (seen, ==, 3);
+
+  GError *error = NULL;
+  s.x = cs_exec_new (s.net, gpu, batch, CS_EXEC_TRAINING, 7, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (gpu->clock_start);
+  g_assert_nonnull (gpu->clock_stop);
+  double ms = -1;
+  g_assert_true (gpu->clock_start (gpu, &error));
+  g_assert_no_error (error);
+  g_assert_true (cs_exec_forward (s.x, s.input, batch, &error));
+  g_assert_no_error (error);
+  g_assert_true (gpu->clock_stop (gpu, &ms, &error));
+  g_assert_no_error (error);
+  g_assert_cmpfloat (ms, >, 0);
+  g_assert_nonnull (gpu->memory);
+  guint64 peak = 0, in_use = 0;
+  gpu->memory (gpu, &peak, &in_use);
+  g_test_message ("forward %.3f ms; peak allocated %" G_GUINT64_FORMAT " bytes, device in use "
+                  "%" G_GUINT64_FORMAT " bytes; peak %.1f TFLOP/s", ms, peak, in_use,
+                  gpu->peak_tflops);
+  g_assert_cmpuint (peak, >, 0);
+  g_assert_cmpuint (in_use, >, 0);
+  g_assert_cmpfloat (gpu->peak_tflops, >=, 0);
+  side_clear (&s);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -427,6 +586,8 @@ main (int argc, char **argv)
         }
     }
   g_test_add_func ("/gpu/bf16-refused", test_bf16_refused);
+  g_test_add_func ("/gpu/trace", test_trace);
+  g_test_add_func ("/gpu/describe", test_describe);
   int ret = g_test_run ();
   for (guint m = 0; m < G_N_ELEMENTS (cuda); m++)
     {
