@@ -3,6 +3,8 @@
 #include "cs-exec.h"
 #include "cs-error.h"
 
+#include <math.h>
+
 #define ALIGN 16                /* floats: 64 bytes */
 #define NONE G_MAXSIZE
 
@@ -26,6 +28,8 @@ struct _CsExec {
   gsize *act_off, *grad_off;    /* per node, in floats; NONE when absent */
   float **w, **b, **dw, **db, **mw, **mb, **rm, **rv, **saved;   /* per node, or NULL */
   float *block[P_COUNT];        /* where the parameters live (alloc_params) */
+  gint *folded_into;            /* inference: a batch norm's convolution, or -1 (fold_batch_norms) */
+  float **fold_w, **fold_b;     /* per convolution with a batch norm folded in */
   gsize block_len[P_COUNT];
   float *work;
   gsize work_len;
@@ -312,6 +316,68 @@ alloc_params (CsExec *x, GError **error)
   return TRUE;
 }
 
+/* The folded weights and bias of convolution U with batch norm N after it, from the net's
+ * tensors: y = gamma (conv(x) + b - mean) / sqrt(var + eps) + beta is a convolution with weights
+ * scaled by s = gamma / sqrt(var + eps) per output channel and bias (b - mean) s + beta. */
+static gboolean
+fold_one (CsExec *x, const CsNode *u, const CsNode *n, GError **error)
+{
+  const CsNet *net = x->net;
+  CsTensor *w = cs_net_tensor (net, net->weight[u->id]), *b = cs_net_tensor (net, net->bias[u->id]);
+  CsTensor *gamma = cs_net_tensor (net, net->weight[n->id]);
+  CsTensor *beta = cs_net_tensor (net, net->bias[n->id]);
+  CsTensor *mean_t = cs_net_tensor (net, net->run_mean[n->id]);
+  CsTensor *var_t = cs_net_tensor (net, net->run_var[n->id]);
+  g_return_val_if_fail (w && mean_t && var_t, FALSE);
+  const float *mean = mean_t->data, *var = var_t->data;
+  guint64 out = u->shape.c;
+  gsize per = w->numel / out;
+  g_autofree float *fw = g_new (float, w->numel), *fb = g_new (float, out);
+  for (guint64 o = 0; o < out; o++)
+    {
+      double scale = (gamma ? gamma->data[o] : 1.0) / sqrt ((double) var[o] + n->p.eps);
+      for (gsize i = 0; i < per; i++)
+        fw[o * per + i] = (float) (w->data[o * per + i] * scale);
+      fb[o] = (float) (((b ? b->data[o] : 0.0) - mean[o]) * scale + (beta ? beta->data[o] : 0.0));
+    }
+  return x->be->upload (x->be, x->fold_w[u->id], fw, w->numel, error)
+         && x->be->upload (x->be, x->fold_b[u->id], fb, out, error);
+}
+
+/* Inference: a batch norm that runs in place on a convolution's output (its only reader) costs
+ * nothing when folded into the convolution's weights and bias; it is then skipped. */
+static gboolean
+fold_batch_norms (CsExec *x, gboolean fold, GError **error)
+{
+  guint nn = cs_graph_n_nodes (x->g);
+  for (guint i = 0; i < nn; i++)
+    x->folded_into[i] = -1;
+  if (x->training || !fold)
+    return TRUE;
+  for (guint k = 0; k < x->n_order; k++)
+    {
+      const CsNode *n = cs_graph_node (x->g, x->order[k]);
+      if (n->op != CS_OP_BN || !x->run_inplace[n->id])
+        continue;
+      const CsNode *u = cs_graph_node (x->g, n->inputs[0]);
+      gboolean head = FALSE;
+      for (guint h = 0; h < x->n_heads; h++)
+        head |= x->heads[h] == u->id;
+      CsTensor *w = cs_net_tensor (x->net, x->net->weight[u->id]);
+      if (u->op != CS_OP_CONV || head || x->fold_w[u->id] || w == NULL
+          || x->net->run_mean[n->id] < 0 || x->net->run_var[n->id] < 0)
+        continue;
+      if ((x->fold_w[u->id] = be_alloc (x, w->numel, "folded weights", error)) == NULL
+          || (x->fold_b[u->id] = be_alloc (x, u->shape.c, "folded biases", error)) == NULL)
+        return FALSE;
+      x->folded_into[n->id] = (gint) u->id;
+      x->plan.n_folded++;
+      if (!fold_one (x, u, n, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
 static const CsShape *
 input_shapes (CsExec *x, const CsNode *n)
 {
@@ -339,6 +405,9 @@ cs_exec_new (CsNet *net, CsBackend *be, guint batch, CsExecFlags flags, guint64 
   x->pos = g_new (gint, nn);
   x->value_of = g_new (guint, nn);
   x->run_inplace = g_new0 (gboolean, nn);
+  x->folded_into = g_new (gint, nn);
+  x->fold_w = g_new0 (float *, nn);
+  x->fold_b = g_new0 (float *, nn);
   x->act_off = g_new (gsize, nn);
   x->grad_off = g_new (gsize, nn);
   x->touched = g_new0 (gboolean, nn);
@@ -375,7 +444,8 @@ cs_exec_new (CsNet *net, CsBackend *be, guint batch, CsExecFlags flags, guint64 
   x->din_ptrs = g_new0 (float *, MAX (x->max_inputs, 1));
 
   choose_inplace (x);
-  if (!plan_memory (x, error) || !alloc_params (x, error))
+  if (!plan_memory (x, error) || !alloc_params (x, error)
+      || !fold_batch_norms (x, !(flags & CS_EXEC_UNFUSED), error))
     return NULL;
 
   gsize work = 0;
@@ -413,6 +483,14 @@ cs_exec_free (CsExec *x)
   for (guint p = 0; p < P_COUNT; p++)
     if (x->block[p])
       x->be->release (x->be, x->block[p]);
+  for (guint i = 0; x->fold_w && i < nn; i++)
+    {
+      if (x->fold_w[i])
+        x->be->release (x->be, x->fold_w[i]);
+      if (x->fold_b[i])
+        x->be->release (x->be, x->fold_b[i]);
+    }
+  g_free (x->folded_into), g_free (x->fold_w), g_free (x->fold_b);
   float **ptrs[] = { x->w, x->b, x->rm, x->rv, x->dw, x->db, x->mw, x->mb, x->saved };
   for (guint p = 0; p < G_N_ELEMENTS (ptrs); p++)
     g_free (ptrs[p]);
@@ -454,7 +532,9 @@ fill_args (CsExec *x, const CsNode *n, CsKernelArgs *a)
     x->in_ptrs[i] = act (x, n->inputs[i]);
   *a = (CsKernelArgs) {
     .node = n, .batch = x->n, .training = x->training, .n_in = n->n_inputs, .in_shape = in,
-    .in = x->in_ptrs, .out = act (x, n->id), .w = x->w[n->id], .b = x->b[n->id],
+    .in = x->in_ptrs, .out = act (x, n->id),
+    .w = x->fold_w[n->id] ? x->fold_w[n->id] : x->w[n->id],
+    .b = x->fold_w[n->id] ? x->fold_b[n->id] : x->b[n->id],
     .dw = x->dw[n->id], .db = x->db[n->id], .run_mean = x->rm[n->id], .run_var = x->rv[n->id],
     .saved = x->saved[n->id], .work = x->work, .work_len = x->work_len,
     .seed = cs_mix64 (x->seed ^ cs_mix64 ((x->step << 20) ^ n->id)),
@@ -506,7 +586,7 @@ cs_exec_forward (CsExec *x, const float *input, guint n, GError **error)
   for (guint k = 0; ok && k < x->n_order; k++)
     {
       const CsNode *node = cs_graph_node (x->g, x->order[k]);
-      if (node->op == CS_OP_INPUT)
+      if (node->op == CS_OP_INPUT || x->folded_into[node->id] >= 0)
         continue;
       CsKernelArgs a;
       fill_args (x, node, &a);
@@ -718,7 +798,13 @@ cs_exec_sync_to_net (CsExec *x, GError **error)
 gboolean
 cs_exec_sync_from_net (CsExec *x, GError **error)
 {
-  return sync (x, FALSE, error);
+  if (!sync (x, FALSE, error))
+    return FALSE;
+  for (guint i = 0; i < cs_graph_n_nodes (x->g); i++)
+    if (x->folded_into[i] >= 0
+        && !fold_one (x, cs_graph_node (x->g, x->folded_into[i]), cs_graph_node (x->g, i), error))
+      return FALSE;
+  return TRUE;
 }
 
 void

@@ -19,6 +19,7 @@ typedef struct {
   guint64 naive_bytes;          /* every node's output (and gradient) in its own buffer */
   guint64 activation_bytes, gradient_bytes, saved_bytes, workspace_bytes, param_bytes;
   guint n_inplace;              /* nodes run in place */
+  guint n_folded;               /* batch norms folded into the convolution before them */
 } CsExecPlan;
 
 /* Plans and allocates everything for batches of up to BATCH images. In training mode the
@@ -29,6 +30,9 @@ typedef enum {
   CS_EXEC_INFERENCE      = 0,
   CS_EXEC_TRAINING       = 1 << 0,
   CS_EXEC_KEEP_GRADIENTS = 1 << 1,  /* keep every node's output gradient to the step's end */
+  /* Run every layer as written. Otherwise, at inference, a batch norm right after a convolution
+   * (its only reader) is folded into the convolution's weights and bias and skipped. */
+  CS_EXEC_UNFUSED        = 1 << 2,
 } CsExecFlags;
 
 CsExec  *cs_exec_new   (CsNet *net, CsBackend *be, guint batch, CsExecFlags flags,
@@ -53,7 +57,8 @@ gboolean cs_exec_evaluate_loss (CsExec *x, const float *input, const guint *labe
                                 CsStepResult *res, GError **error);
 /* Copies the backend's parameters and buffers back into the CsNet's tensors. */
 gboolean cs_exec_sync_to_net (CsExec *x, GError **error);
-/* Copies the CsNet's tensors to the backend (after loading weights). */
+/* Copies the CsNet's tensors to the backend and folds the batch norms again: call it after
+ * changing them, also on a host-memory backend whose parameters are used where they are. */
 gboolean cs_exec_sync_from_net (CsExec *x, GError **error);
 
 /* With tracing on, every piece of work is launched under a trace tag (cs-backend.h) naming its

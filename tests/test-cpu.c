@@ -1690,6 +1690,57 @@ test_param_blocks (void)
   rig_free (dev);
 }
 
+/* Inference folds a batch norm right after a convolution (its only reader) into it: the outputs
+ * of the layers as written, to rounding; batch norms after other kinds stay; the fold follows
+ * the parameters when they change. The softmax is left out so that the logits are compared. */
+static double
+max_rel_diff (const double *a, const double *b, gsize n)
+{
+  double diff = 0, scale = 0;
+  for (gsize i = 0; i < n; i++)
+    diff = MAX (diff, fabs (a[i] - b[i])), scale = MAX (scale, fabs (b[i]));
+  return diff / scale;
+}
+
+static void
+test_fold_bn (void)
+{
+  Rig *r = rig_new (IN "c1: conv 4 3x3 pad 1 nobias\nbn1: bn\nrelu\nc2: conv 5 3x3 pad 1\nbn2: bn\n"
+                    "add { { c3: conv 5 1x1; bn3: bn } { } }\npost: fc 6\nbn4: bn\nfc 4\n", 3);
+  for (guint t = 0; t < r->net->tensors->len; t++)
+    {
+      CsTensor *ten = r->net->tensors->pdata[t];
+      gboolean mean = g_str_has_suffix (ten->name, ".running_mean");
+      if (mean || g_str_has_suffix (ten->name, ".running_var"))
+        for (gsize i = 0; i < ten->numel; i++)
+          ten->data[i] = (float) (mean ? 0.3 * unif (300 + t, i) : 0.6 + 0.5 * unif (300 + t, i));
+    }
+  gsize n = out_len (r, cs_graph_output (r->g));
+
+  rig_exec_flags (r, CS_EXEC_UNFUSED, 0);
+  g_assert_cmpuint (cs_exec_plan (r->x)->n_folded, ==, 0);
+  g_autofree double *want = forward (r);
+  rig_exec (r, FALSE, 0);
+  g_assert_cmpuint (cs_exec_plan (r->x)->n_folded, ==, 3);  /* not bn4, after an fc */
+  g_autofree double *got = forward (r);
+  g_assert_cmpfloat (max_rel_diff (got, want, n), <, 1e-6);
+  g_assert_cmpfloat (max_rel_diff (got, want, n), >, 0);  /* it did run differently */
+
+  /* New statistics for bn1, pushed to the executor, are folded again. */
+  CsTensor *m1 = cs_net_tensor (r->net, r->net->run_mean[node (r, "bn1")->id]);
+  for (gsize i = 0; i < m1->numel; i++)
+    m1->data[i] += 0.25f;
+  GError *error = NULL;
+  g_assert_true (cs_exec_sync_from_net (r->x, &error));
+  g_assert_no_error (error);
+  g_autofree double *moved = forward (r);
+  g_assert_cmpfloat (max_rel_diff (moved, got, n), >, 1e-3);
+  rig_exec_flags (r, CS_EXEC_UNFUSED, 0);
+  g_autofree double *moved_want = forward (r);
+  g_assert_cmpfloat (max_rel_diff (moved, moved_want, n), <, 1e-6);
+  rig_free (r);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1718,6 +1769,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cpu/forward/residual", test_forward_residual);
   g_test_add_func ("/cpu/plan/chain", test_plan_chain);
   g_test_add_func ("/cpu/plan/param-blocks", test_param_blocks);
+  g_test_add_func ("/cpu/plan/fold-bn", test_fold_bn);
   g_test_add_func ("/cpu/plan/branchy", test_plan_branchy);
   g_test_add_func ("/cpu/plan/shared-input", test_plan_shared_input);
   return g_test_run ();
