@@ -6,6 +6,8 @@
 #include "cs-exec.h"
 #include "cs-parser.h"
 #include "cs-profile.h"
+#include "cs-train.h"
+#include "cs-zoo.h"
 
 #include <math.h>
 #include <string.h>
@@ -557,6 +559,49 @@ test_describe (void)
   side_clear (&s);
 }
 
+/* A few hundred steps of LeNet-5 on the shapes dataset, from the same initial weights and batch
+ * order, reach the same validation accuracy on the GPU as on the CPU (to a few images: rounding
+ * differs, so the paths drift apart). */
+static double
+train_shapes (CsBackend *be, const CsDataset *train, const CsDataset *val)
+{
+  GError *error = NULL;
+  g_autoptr (CsGraph) g = cs_load_model ("lenet5", &error);
+  g_assert_no_error (error);
+  g_autoptr (CsNet) net = cs_net_new (g, &error);
+  g_assert_no_error (error);
+  cs_net_init (net, 3, FALSE);
+  CsTrainOptions o = {
+    .epochs = 4, .batch = 32, .lr = 0.02, .momentum = 0.9, .decay = 5e-4,
+    .schedule = CS_SCHEDULE_CONSTANT, .augment = FALSE, .seed = 3,
+  };
+  g_assert_true (cs_train (net, be, train, val, &o, NULL, NULL, &error));
+  g_assert_no_error (error);
+  double loss, top1, top5;
+  g_assert_true (cs_evaluate (net, be, val, &o.norm, 50, &loss, &top1, &top5, &error));
+  g_assert_no_error (error);
+  g_test_message ("%s: validation loss %.4f, top-1 %.3f", be->name, loss, top1);
+  return top1;
+}
+
+static void
+test_shapes (gconstpointer data)
+{
+  CsMath math = GPOINTER_TO_INT (data);
+  CsBackend *gpu = get_cuda (math);
+  if (gpu == NULL)
+    return;
+  GError *error = NULL;
+  g_autoptr (CsDataset) train = NULL;
+  g_autoptr (CsDataset) val = NULL;
+  g_assert_true (cs_data_open ("shapes:3000", 32, 32, 3, &train, &val, &error));
+  g_assert_no_error (error);
+  g_autoptr (CsBackend) cpu = cs_cpu_backend_new ();
+  double want = train_shapes (cpu, train, val), got = train_shapes (gpu, train, val);
+  g_assert_cmpfloat (want, >=, 0.7);
+  g_assert_cmpfloat (fabs (got - want), <=, 0.05);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -585,6 +630,8 @@ main (int argc, char **argv)
           g_test_add_data_func (path, t, test_training);
         }
     }
+  g_test_add_data_func ("/gpu/fp32/shapes-lenet5", GINT_TO_POINTER (CS_MATH_FP32), test_shapes);
+  g_test_add_data_func ("/gpu/tf32/shapes-lenet5", GINT_TO_POINTER (CS_MATH_TF32), test_shapes);
   g_test_add_func ("/gpu/bf16-refused", test_bf16_refused);
   g_test_add_func ("/gpu/trace", test_trace);
   g_test_add_func ("/gpu/describe", test_describe);
