@@ -20,6 +20,7 @@ typedef struct {
   float *const *d_in;           /* input gradients, added to; an entry is NULL when not needed */
   const float *d_out;
   float *w, *b, *dw, *db;       /* conv, fc and batch norm parameters and their gradients */
+  gboolean relu;                /* a convolution at inference: apply a ReLU to its output */
   float *run_mean, *run_var;    /* batch norm buffers */
   float *saved;                 /* this node's scratch, kept from forward to backward */
   float *work;                  /* workspace shared by all nodes */

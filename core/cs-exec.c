@@ -28,7 +28,9 @@ struct _CsExec {
   gsize *act_off, *grad_off;    /* per node, in floats; NONE when absent */
   float **w, **b, **dw, **db, **mw, **mb, **rm, **rv, **saved;   /* per node, or NULL */
   float *block[P_COUNT];        /* where the parameters live (alloc_params) */
-  gint *folded_into;            /* inference: a batch norm's convolution, or -1 (fold_batch_norms) */
+  gint *folded_into;            /* inference: the convolution a batch norm or ReLU is folded
+                                 * into, which does its work; -1 when none (fold_into_convs) */
+  gboolean *fused_relu;         /* per convolution: applies the ReLU after it */
   float **fold_w, **fold_b;     /* per convolution with a batch norm folded in */
   gsize block_len[P_COUNT];
   float *work;
@@ -345,9 +347,11 @@ fold_one (CsExec *x, const CsNode *u, const CsNode *n, GError **error)
 }
 
 /* Inference: a batch norm that runs in place on a convolution's output (its only reader) costs
- * nothing when folded into the convolution's weights and bias; it is then skipped. */
+ * nothing when folded into the convolution's weights and bias, and a ReLU that runs in place on
+ * a convolution's output (or a folded batch norm's) is applied by the convolution as it writes
+ * its output. Both are then skipped. */
 static gboolean
-fold_batch_norms (CsExec *x, gboolean fold, GError **error)
+fold_into_convs (CsExec *x, gboolean fold, GError **error)
 {
   guint nn = cs_graph_n_nodes (x->g);
   for (guint i = 0; i < nn; i++)
@@ -374,6 +378,23 @@ fold_batch_norms (CsExec *x, gboolean fold, GError **error)
       x->plan.n_folded++;
       if (!fold_one (x, u, n, error))
         return FALSE;
+    }
+  for (guint k = 0; k < x->n_order; k++)
+    {
+      const CsNode *n = cs_graph_node (x->g, x->order[k]);
+      if (n->op != CS_OP_RELU || !x->run_inplace[n->id])
+        continue;
+      guint u = n->inputs[0];
+      gint conv = x->folded_into[u] >= 0 ? x->folded_into[u]
+                : cs_graph_node (x->g, u)->op == CS_OP_CONV ? (gint) u : -1;
+      gboolean head = FALSE;
+      for (guint h = 0; h < x->n_heads; h++)
+        head |= x->heads[h] == u;
+      if (conv < 0 || head || x->fused_relu[conv])
+        continue;
+      x->fused_relu[conv] = TRUE;
+      x->folded_into[n->id] = conv;
+      x->plan.n_fused_relus++;
     }
   return TRUE;
 }
@@ -406,6 +427,7 @@ cs_exec_new (CsNet *net, CsBackend *be, guint batch, CsExecFlags flags, guint64 
   x->value_of = g_new (guint, nn);
   x->run_inplace = g_new0 (gboolean, nn);
   x->folded_into = g_new (gint, nn);
+  x->fused_relu = g_new0 (gboolean, nn);
   x->fold_w = g_new0 (float *, nn);
   x->fold_b = g_new0 (float *, nn);
   x->act_off = g_new (gsize, nn);
@@ -445,7 +467,7 @@ cs_exec_new (CsNet *net, CsBackend *be, guint batch, CsExecFlags flags, guint64 
 
   choose_inplace (x);
   if (!plan_memory (x, error) || !alloc_params (x, error)
-      || !fold_batch_norms (x, !(flags & CS_EXEC_UNFUSED), error))
+      || !fold_into_convs (x, !(flags & CS_EXEC_UNFUSED), error))
     return NULL;
 
   gsize work = 0;
@@ -490,7 +512,7 @@ cs_exec_free (CsExec *x)
       if (x->fold_b[i])
         x->be->release (x->be, x->fold_b[i]);
     }
-  g_free (x->folded_into), g_free (x->fold_w), g_free (x->fold_b);
+  g_free (x->folded_into), g_free (x->fused_relu), g_free (x->fold_w), g_free (x->fold_b);
   float **ptrs[] = { x->w, x->b, x->rm, x->rv, x->dw, x->db, x->mw, x->mb, x->saved };
   for (guint p = 0; p < G_N_ELEMENTS (ptrs); p++)
     g_free (ptrs[p]);
@@ -534,7 +556,7 @@ fill_args (CsExec *x, const CsNode *n, CsKernelArgs *a)
     .node = n, .batch = x->n, .training = x->training, .n_in = n->n_inputs, .in_shape = in,
     .in = x->in_ptrs, .out = act (x, n->id),
     .w = x->fold_w[n->id] ? x->fold_w[n->id] : x->w[n->id],
-    .b = x->fold_w[n->id] ? x->fold_b[n->id] : x->b[n->id],
+    .b = x->fold_w[n->id] ? x->fold_b[n->id] : x->b[n->id], .relu = x->fused_relu[n->id],
     .dw = x->dw[n->id], .db = x->db[n->id], .run_mean = x->rm[n->id], .run_var = x->rv[n->id],
     .saved = x->saved[n->id], .work = x->work, .work_len = x->work_len,
     .seed = cs_mix64 (x->seed ^ cs_mix64 ((x->step << 20) ^ n->id)),
@@ -801,7 +823,7 @@ cs_exec_sync_from_net (CsExec *x, GError **error)
   if (!sync (x, FALSE, error))
     return FALSE;
   for (guint i = 0; i < cs_graph_n_nodes (x->g); i++)
-    if (x->folded_into[i] >= 0
+    if (x->folded_into[i] >= 0 && cs_graph_node (x->g, i)->op == CS_OP_BN
         && !fold_one (x, cs_graph_node (x->g, x->folded_into[i]), cs_graph_node (x->g, i), error))
       return FALSE;
   return TRUE;

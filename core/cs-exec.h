@@ -20,6 +20,7 @@ typedef struct {
   guint64 activation_bytes, gradient_bytes, saved_bytes, workspace_bytes, param_bytes;
   guint n_inplace;              /* nodes run in place */
   guint n_folded;               /* batch norms folded into the convolution before them */
+  guint n_fused_relus;          /* ReLUs applied by the convolution before them */
 } CsExecPlan;
 
 /* Plans and allocates everything for batches of up to BATCH images. In training mode the
@@ -31,7 +32,8 @@ typedef enum {
   CS_EXEC_TRAINING       = 1 << 0,
   CS_EXEC_KEEP_GRADIENTS = 1 << 1,  /* keep every node's output gradient to the step's end */
   /* Run every layer as written. Otherwise, at inference, a batch norm right after a convolution
-   * (its only reader) is folded into the convolution's weights and bias and skipped. */
+   * (its only reader) is folded into the convolution's weights and bias, and a ReLU right after
+   * either is applied by the convolution; both are skipped. */
   CS_EXEC_UNFUSED        = 1 << 2,
 } CsExecFlags;
 

@@ -148,6 +148,7 @@ cs_profile_run (CsNet *net, CsBackend *be, guint batch, gboolean train, guint it
   p->planned_bytes = cs_exec_plan (x)->planned_bytes;
   p->naive_bytes = cs_exec_plan (x)->naive_bytes;
   p->n_folded = cs_exec_plan (x)->n_folded;
+  p->n_fused_relus = cs_exec_plan (x)->n_fused_relus;
   if (be->memory)
     be->memory (be, &p->peak_allocated_bytes, &p->device_in_use_bytes);
   if (be->describe)
@@ -336,9 +337,10 @@ report_table (const CsProfile *p, const CsStats *st)
                           p->timed_step_ms - p->layers_ms);
   if (peak)
     g_string_append_printf (out, "device peak %.1f TFLOP/s in this math mode\n", p->peak_tflops);
-  if (p->n_folded)
-    g_string_append_printf (out, "%u batch norms folded into the convolutions before them (not "
-                            "listed: they cost nothing)\n", p->n_folded);
+  if (p->n_folded || p->n_fused_relus)
+    g_string_append_printf (out, "%u batch norms and %u ReLUs folded into the convolutions before "
+                            "them (not listed: they cost nothing)\n", p->n_folded,
+                            p->n_fused_relus);
   g_autofree char *planned = g_format_size (p->planned_bytes);
   g_autofree char *naive = g_format_size (p->naive_bytes);
   g_string_append_printf (out, "memory: %s planned (%s if every output had its own buffer)",
@@ -415,6 +417,7 @@ report_json (const CsProfile *p, const CsStats *st)
   INT ("planned_bytes", p->planned_bytes);
   INT ("naive_bytes", p->naive_bytes);
   INT ("folded_batch_norms", p->n_folded);
+  INT ("fused_relus", p->n_fused_relus);
   INT ("peak_allocated_bytes", p->peak_allocated_bytes);
   INT ("device_in_use_bytes", p->device_in_use_bytes);
   json_builder_end_object (b);

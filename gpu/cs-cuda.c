@@ -27,6 +27,7 @@ typedef struct {
   cudnnConvolutionBwdFilterAlgo_t bwd_filter;
   cudnnMathType_t fwd_math, data_math, filter_math;
   size_t fwd_ws, data_ws, filter_ws;        /* bytes */
+  gboolean unfused;             /* cuDNN refused convolution, bias and ReLU in one call */
 } ConvPlan;
 
 typedef struct {
@@ -39,6 +40,8 @@ typedef struct {
   GHashTable *plans;            /* shape key -> ConvPlan* */
   size_t ws_limit;
   cudnnTensorDescriptor_t bn_x, bn_param;
+  cudnnTensorDescriptor_t bias;             /* 1 x C x 1 x 1, for fused convolutions */
+  cudnnActivationDescriptor_t relu;
   float *ones, *zeros;          /* batch norm without affine parameters */
   size_t ones_len, zeros_len;
   float *scratch;               /* gradients nobody reads */
@@ -428,11 +431,32 @@ conv_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
     return FALSE;
   const float one = 1.0f, zero = 0.0f;
   DNN (cudnnSetConvolutionMathType (p->conv, p->fwd_math));
+  if (a->relu && !p->unfused)
+    {
+      /* Inference: the convolution, its bias and the ReLU after it in one pass over the output
+       * (y = relu (conv (x) + 0 * y + b)); a layer without bias adds zeros. */
+      int C = (int) n->shape.c;
+      if (a->b == NULL && !ones_and_zeros (cu, C, error))
+        return FALSE;
+      DNN (cudnnSetTensor4dDescriptor (cu->bias, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, C, 1, 1));
+      cudnnStatus_t st = cudnnConvolutionBiasActivationForward (
+          cu->dnn, &one, p->x, a->in[0], p->w, a->w, p->conv, p->fwd, a->work, p->fwd_ws, &zero,
+          p->y, a->out, cu->bias, a->b ? a->b : cu->zeros, cu->relu, p->y, a->out);
+      if (st == CUDNN_STATUS_SUCCESS)
+        return TRUE;
+      /* Not every algorithm takes the fused form: this shape runs the three steps from now on. */
+      if (CUDNN_STATUS_CATEGORY (st) != CUDNN_STATUS_NOT_SUPPORTED
+          && CUDNN_STATUS_CATEGORY (st) != CUDNN_STATUS_BAD_PARAM)
+        return cudnn_ok (st, "cudnnConvolutionBiasActivationForward", __FILE__, __LINE__, error);
+      p->unfused = TRUE;
+    }
   DNN (cudnnConvolutionForward (cu->dnn, &one, p->x, a->in[0], p->w, a->w, p->conv, p->fwd,
                                 a->work, p->fwd_ws, &zero, p->y, a->out));
   if (a->b)
     CU (cs_cu_bias_forward (cu->stream, a->out, a->b, a->batch, (int) n->shape.c,
                             (size_t) n->shape.h * n->shape.w));
+  if (a->relu)
+    CU (cs_cu_relu_forward (cu->stream, a->out, a->out, out_numel (a), 0.0f));
   return TRUE;
 }
 
@@ -1136,6 +1160,10 @@ cuda_destroy (CsBackend *be)
     cudnnDestroyTensorDescriptor (cu->bn_x);
   if (cu->bn_param)
     cudnnDestroyTensorDescriptor (cu->bn_param);
+  if (cu->bias)
+    cudnnDestroyTensorDescriptor (cu->bias);
+  if (cu->relu)
+    cudnnDestroyActivationDescriptor (cu->relu);
   if (cu->blas)
     cublasDestroy (cu->blas);
   if (cu->dnn)
@@ -1159,6 +1187,9 @@ cuda_setup (CsCuda *cu, GError **error)
                                                               : CUBLAS_PEDANTIC_MATH));
   DNN (cudnnCreateTensorDescriptor (&cu->bn_x));
   DNN (cudnnCreateTensorDescriptor (&cu->bn_param));
+  DNN (cudnnCreateTensorDescriptor (&cu->bias));
+  DNN (cudnnCreateActivationDescriptor (&cu->relu));
+  DNN (cudnnSetActivationDescriptor (cu->relu, CUDNN_ACTIVATION_RELU, CUDNN_NOT_PROPAGATE_NAN, 0.0));
   CU (cudaEventCreate (&cu->clock_begin));
   CU (cudaEventCreate (&cu->clock_end));
   if ((cu->sums = device_alloc (cu, sizeof *cu->sums, error)) == NULL)

@@ -1690,9 +1690,10 @@ test_param_blocks (void)
   rig_free (dev);
 }
 
-/* Inference folds a batch norm right after a convolution (its only reader) into it: the outputs
- * of the layers as written, to rounding; batch norms after other kinds stay; the fold follows
- * the parameters when they change. The softmax is left out so that the logits are compared. */
+/* Inference folds a batch norm right after a convolution (its only reader) into it, and a ReLU
+ * after either: the outputs of the layers as written, to rounding; batch norms and ReLUs after
+ * other kinds stay; the fold follows the parameters when they change. The softmax is left out
+ * so that the logits are compared. */
 static double
 max_rel_diff (const double *a, const double *b, gsize n)
 {
@@ -1706,7 +1707,8 @@ static void
 test_fold_bn (void)
 {
   Rig *r = rig_new (IN "c1: conv 4 3x3 pad 1 nobias\nbn1: bn\nrelu\nc2: conv 5 3x3 pad 1\nbn2: bn\n"
-                    "add { { c3: conv 5 1x1; bn3: bn } { } }\npost: fc 6\nbn4: bn\nfc 4\n", 3);
+                    "add { { c3: conv 5 1x1; bn3: bn } { } }\nrelu\nc4: conv 5 1x1 nobias\nrelu\n"
+                    "post: fc 6\nbn4: bn\nrelu\nfc 4\n", 3);
   for (guint t = 0; t < r->net->tensors->len; t++)
     {
       CsTensor *ten = r->net->tensors->pdata[t];
@@ -1719,15 +1721,19 @@ test_fold_bn (void)
 
   rig_exec_flags (r, CS_EXEC_UNFUSED, 0);
   g_assert_cmpuint (cs_exec_plan (r->x)->n_folded, ==, 0);
+  g_assert_cmpuint (cs_exec_plan (r->x)->n_fused_relus, ==, 0);
   g_autofree double *want = forward (r);
   rig_exec (r, FALSE, 0);
   g_assert_cmpuint (cs_exec_plan (r->x)->n_folded, ==, 3);  /* not bn4, after an fc */
+  g_assert_cmpuint (cs_exec_plan (r->x)->n_fused_relus, ==, 2);  /* after bn1 and c4 */
   g_autofree double *got = forward (r);
   g_assert_cmpfloat (max_rel_diff (got, want, n), <, 1e-6);
   g_assert_cmpfloat (max_rel_diff (got, want, n), >, 0);  /* it did run differently */
 
   /* New statistics for bn1, pushed to the executor, are folded again. */
-  CsTensor *m1 = cs_net_tensor (r->net, r->net->run_mean[node (r, "bn1")->id]);
+  gint idx = r->net->run_mean[node (r, "bn1")->id];
+  g_assert_cmpint (idx, >=, 0);
+  CsTensor *m1 = r->net->tensors->pdata[idx];
   for (gsize i = 0; i < m1->numel; i++)
     m1->data[i] += 0.25f;
   GError *error = NULL;

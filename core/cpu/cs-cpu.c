@@ -272,10 +272,15 @@ conv_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
                 float *dst = a->out + (b0 + i) * out_vol + (gsize) (gi * cog + c) * hw;
                 const float *from = y + c * ld + i * hw;
                 float bias = a->b ? a->b[gi * cog + c] : 0.0f;
-                if (direct && bias == 0.0f)
-                  continue;
-                for (gsize j = 0; j < hw; j++)
-                  dst[j] = from[j] + bias;
+                if (a->relu)
+                  for (gsize j = 0; j < hw; j++)
+                    {
+                      float v = from[j] + bias;
+                      dst[j] = v > 0 ? v : 0.0f;  /* as relu_forward computes it */
+                    }
+                else if (!direct || bias != 0.0f)
+                  for (gsize j = 0; j < hw; j++)
+                    dst[j] = from[j] + bias;
               }
         }
     }
