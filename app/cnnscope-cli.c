@@ -615,7 +615,8 @@ cmd_profile (int argc, char **argv)
                       || (format != CS_REPORT_TABLE && format != CS_REPORT_JSON)))
     return usage_error (ctx, "--format takes table or json");
   if (batch < 1 || batch > 65536 || iters < 1 || iters > 10000 || warmup < 0 || warmup > 10000)
-    return usage_error (ctx, "--batch, --iters and --warmup take positive numbers");
+    return usage_error (ctx, "--batch takes 1 to 65536, --iters 1 to 10000 and --warmup 0 to "
+                        "10000");
 
   GError *error = NULL;
   g_autoptr (CsGraph) g = NULL;

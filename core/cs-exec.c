@@ -125,9 +125,11 @@ be_alloc (CsExec *x, gsize n, const char *what, GError **error)
   if (p == NULL)
     {
       g_autofree char *size = g_format_size ((guint64) n * sizeof (float));
-      g_set_error (error, CS_ERROR, local ? local->code : CS_ERROR_OUT_OF_MEMORY,
-                   "cannot allocate %s for %s on %s (batch %u): %s", size, what, x->be->name,
-                   x->batch, local ? local->message : "out of memory");
+      gint code = local ? local->code : CS_ERROR_OUT_OF_MEMORY;
+      g_set_error (error, CS_ERROR, code, "cannot allocate %s for %s on %s (batch %u): %s%s",
+                   size, what, x->be->name, x->batch, local ? local->message : "out of memory",
+                   code == CS_ERROR_OUT_OF_MEMORY && x->batch > 1
+                   ? " (a smaller batch needs less)" : "");
       g_clear_error (&local);
     }
   return p;

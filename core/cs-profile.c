@@ -72,27 +72,63 @@ profile_new (CsGraph *g, CsBackend *be, guint batch, gboolean train, guint iters
   return p;
 }
 
-/* The steps of a profile, between the tracer's start and stop (which the caller makes). */
+/* What the steps run on: the executor and a batch of random images, made once the plan is
+ * known to fit (so that a batch too large for memory fails on its plan). */
+typedef struct {
+  CsExec *x;
+  float *images;
+  guint *labels;
+} Bench;
+
+static void
+bench_clear (Bench *b)
+{
+  g_clear_pointer (&b->x, cs_exec_free);
+  g_clear_pointer (&b->images, g_free);
+  g_clear_pointer (&b->labels, g_free);
+}
+
 static gboolean
-traced_steps (CsProfile *p, CsNet *net, CsBackend *be, CsExec **xp, const float *images,
-              const guint *labels, double *timed, GCancellable *cancellable, GError **error)
+bench_init (Bench *b, CsNet *net, CsBackend *be, guint batch, gboolean train, GError **error)
+{
+  if ((b->x = cs_exec_new (net, be, batch, train ? CS_EXEC_TRAINING : CS_EXEC_INFERENCE, 1,
+                           error)) == NULL)
+    return FALSE;
+  const CsShape *in = &cs_graph_node (net->graph, 0)->shape;
+  gsize n = (gsize) batch * in->c * in->h * in->w;
+  if ((b->images = g_try_malloc (n * sizeof (float))) == NULL)
+    {
+      g_set_error (error, CS_ERROR, CS_ERROR_OUT_OF_MEMORY, "no memory for a batch of %u input "
+                   "images (a smaller batch needs less)", batch);
+      return FALSE;
+    }
+  for (gsize i = 0; i < n; i++)
+    b->images[i] = cs_uniform (7, i) - 0.5f;
+  b->labels = g_new0 (guint, batch);
+  return TRUE;
+}
+
+/* The steps of a profile, between the tracer's start and stop (which the caller makes). */
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Bench, bench_clear)
+
+static gboolean
+traced_steps (CsProfile *p, CsNet *net, CsBackend *be, Bench *b, double *timed,
+              GCancellable *cancellable, GError **error)
 {
   /* Planning (cuDNN measures its algorithms) and the warm-ups are set-up, left out. */
   be->trace_push (be, cs_trace_tag (0, CS_PHASE_SETUP));
-  CsExec *x = *xp = cs_exec_new (net, be, p->batch, p->train ? CS_EXEC_TRAINING
-                                 : CS_EXEC_INFERENCE, 1, error);
-  gboolean ok = x != NULL;
+  gboolean ok = bench_init (b, net, be, p->batch, p->train, error);
   for (guint r = 0; ok && r < p->warmup; r++)
     ok = !g_cancellable_set_error_if_cancelled (cancellable, error)
-         && timed_step (x, be, p->train, images, labels, p->batch, &timed[0], error);
+         && timed_step (b->x, be, p->train, b->images, b->labels, p->batch, &timed[0], error);
   be->trace_pop (be);
   if (!ok)
     return FALSE;
-  cs_exec_set_tracing (x, TRUE);
+  cs_exec_set_tracing (b->x, TRUE);
   for (guint r = 0; ok && r < p->iters; r++)
     ok = !g_cancellable_set_error_if_cancelled (cancellable, error)
-         && timed_step (x, be, p->train, images, labels, p->batch, &timed[r], error);
-  cs_exec_set_tracing (x, FALSE);
+         && timed_step (b->x, be, p->train, b->images, b->labels, p->batch, &timed[r], error);
+  cs_exec_set_tracing (b->x, FALSE);
   return ok;
 }
 
@@ -103,28 +139,15 @@ cs_profile_run (CsNet *net, CsBackend *be, guint batch, gboolean train, guint it
   g_return_val_if_fail (batch > 0 && iters > 0, NULL);
   g_return_val_if_fail (be->trace_start && be->trace_stop, NULL);
   CsGraph *g = net->graph;
-  const CsShape *in = &cs_graph_node (g, 0)->shape;
-  gsize n = (gsize) batch * in->c * in->h * in->w;
-  g_autofree float *images = g_try_malloc (n * sizeof (float));
-  g_autofree guint *labels = g_new0 (guint, batch);
-  if (images == NULL)
-    {
-      g_set_error (error, CS_ERROR, CS_ERROR_OUT_OF_MEMORY, "no memory for a batch of %u input "
-                   "images", batch);
-      return NULL;
-    }
-  for (gsize i = 0; i < n; i++)
-    images[i] = cs_uniform (7, i) - 0.5f;
-
   g_autoptr (CsProfile) p = profile_new (g, be, batch, train, iters, warmup);
   g_autofree double *plain = g_new0 (double, iters), *timed = g_new0 (double, iters);
-  g_autoptr (CsExec) x = NULL;
+  g_auto (Bench) b = { 0 };
 
   /* The tracer starts before anything runs and always stops, also after an error. */
   if (!be->trace_start (be, error))
     return NULL;
   GError *step_error = NULL;
-  gboolean ok = traced_steps (p, net, be, &x, images, labels, timed, cancellable, &step_error);
+  gboolean ok = traced_steps (p, net, be, &b, timed, cancellable, &step_error);
   g_autoptr (GArray) records = be->trace_stop (be, &p->dropped, ok ? error : NULL);
   if (!ok)
     {
@@ -138,17 +161,18 @@ cs_profile_run (CsNet *net, CsBackend *be, guint batch, gboolean train, guint it
   /* The same steps again without the tracer: its overhead. */
   for (guint r = 0; r < iters; r++)
     if (g_cancellable_set_error_if_cancelled (cancellable, error)
-        || !timed_step (x, be, train, images, labels, batch, &plain[r], error))
+        || !timed_step (b.x, be, train, b.images, b.labels, batch, &plain[r], error))
       return NULL;
   p->timed_step_ms = mean (timed, iters);
   p->step_ms = mean (plain, iters);
   qsort (plain, iters, sizeof (double), by_value);
   p->step_median_ms = iters % 2 ? plain[iters / 2] : (plain[iters / 2 - 1] + plain[iters / 2]) / 2;
 
-  p->planned_bytes = cs_exec_plan (x)->planned_bytes;
-  p->naive_bytes = cs_exec_plan (x)->naive_bytes;
-  p->n_folded = cs_exec_plan (x)->n_folded;
-  p->n_fused_relus = cs_exec_plan (x)->n_fused_relus;
+  const CsExecPlan *plan = cs_exec_plan (b.x);
+  p->planned_bytes = plan->planned_bytes;
+  p->naive_bytes = plan->naive_bytes;
+  p->n_folded = plan->n_folded;
+  p->n_fused_relus = plan->n_fused_relus;
   if (be->memory)
     be->memory (be, &p->peak_allocated_bytes, &p->device_in_use_bytes);
   if (be->describe)

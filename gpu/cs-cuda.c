@@ -292,11 +292,13 @@ conv_key (const CsNode *n, const CsShape *in, guint batch)
                           s[1], pad[0], pad[1], d[0], d[1]);
 }
 
-/* In strict fp32 only plain FMA algorithms are taken; in tf32 whatever cuDNN measures fastest. */
+/* In strict fp32 only plain FMA algorithms are taken; in tf32 whatever cuDNN measures fastest,
+ * but none that converts the data to fp16. */
 static gboolean
 math_allowed (const CsCuda *cu, cudnnMathType_t m)
 {
-  return cu->math != CS_MATH_FP32 || m == CUDNN_FMA_MATH;
+  return cu->math == CS_MATH_FP32 ? m == CUDNN_FMA_MATH
+                                   : m != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;  /* no fp16 */
 }
 
 /* Descriptors and the fastest algorithms (measured by cudnnFind*) for one convolution shape,
@@ -310,6 +312,11 @@ conv_plan_new (CsCuda *cu, const CsNode *n, const CsShape *in, guint batch, size
   g_autoptr (GError) local = NULL;
   ConvPlan *p = g_new0 (ConvPlan, 1);
   int groups = (int) n->p.groups, on, oc, oh, ow;
+  /* As many results as cuDNN may give (one per algorithm and math type). */
+  cudnnConvolutionFwdAlgoPerf_t *fp = NULL;
+  cudnnConvolutionBwdDataAlgoPerf_t *dp = NULL;
+  cudnnConvolutionBwdFilterAlgoPerf_t *wp = NULL;
+  int max_f = 0, max_d = 0, max_w = 0;
   cudnnMathType_t base_math = cu->math == CS_MATH_FP32 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH;
 #define TRY(call) do { if (!cudnn_ok ((call), #call, __FILE__, __LINE__, error)) goto fail; } while (0)
   TRY (cudnnCreateTensorDescriptor (&p->x));
@@ -342,12 +349,15 @@ conv_plan_new (CsCuda *cu, const CsNode *n, const CsShape *in, guint batch, size
   p->bwd_filter = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0;
   p->fwd_math = p->data_math = p->filter_math = base_math;
 
-  cudnnConvolutionFwdAlgoPerf_t fp[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-  cudnnConvolutionBwdDataAlgoPerf_t dp[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-  cudnnConvolutionBwdFilterAlgoPerf_t wp[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+  TRY (cudnnGetConvolutionForwardAlgorithmMaxCount (cu->dnn, &max_f));
+  TRY (cudnnGetConvolutionBackwardDataAlgorithmMaxCount (cu->dnn, &max_d));
+  TRY (cudnnGetConvolutionBackwardFilterAlgorithmMaxCount (cu->dnn, &max_w));
+  fp = g_new0 (cudnnConvolutionFwdAlgoPerf_t, MAX (max_f, 1));
+  dp = g_new0 (cudnnConvolutionBwdDataAlgoPerf_t, MAX (max_d, 1));
+  wp = g_new0 (cudnnConvolutionBwdFilterAlgoPerf_t, MAX (max_w, 1));
   int got = 0;
-  TRY (cudnnFindConvolutionForwardAlgorithm (cu->dnn, p->x, p->w, p->conv, p->y,
-                                             G_N_ELEMENTS (fp), &got, fp));
+  TRY (cudnnFindConvolutionForwardAlgorithm (cu->dnn, p->x, p->w, p->conv, p->y, MAX (max_f, 1),
+                                             &got, fp));
   for (int i = 0; i < got; i++)
     if (fp[i].status == CUDNN_STATUS_SUCCESS && fp[i].memory <= limit
         && math_allowed (cu, fp[i].mathType))
@@ -356,7 +366,7 @@ conv_plan_new (CsCuda *cu, const CsNode *n, const CsShape *in, guint batch, size
         break;
       }
   TRY (cudnnFindConvolutionBackwardDataAlgorithm (cu->dnn, p->w, p->y, p->conv, p->x,
-                                                  G_N_ELEMENTS (dp), &got, dp));
+                                                  MAX (max_d, 1), &got, dp));
   for (int i = 0; i < got; i++)
     if (dp[i].status == CUDNN_STATUS_SUCCESS && dp[i].memory <= limit
         && math_allowed (cu, dp[i].mathType))
@@ -365,7 +375,7 @@ conv_plan_new (CsCuda *cu, const CsNode *n, const CsShape *in, guint batch, size
         break;
       }
   TRY (cudnnFindConvolutionBackwardFilterAlgorithm (cu->dnn, p->x, p->y, p->conv, p->w,
-                                                    G_N_ELEMENTS (wp), &got, wp));
+                                                    MAX (max_w, 1), &got, wp));
   for (int i = 0; i < got; i++)
     if (wp[i].status == CUDNN_STATUS_SUCCESS && wp[i].memory <= limit
         && math_allowed (cu, wp[i].mathType))
@@ -384,9 +394,11 @@ conv_plan_new (CsCuda *cu, const CsNode *n, const CsShape *in, guint batch, size
   TRY (cudnnGetConvolutionBackwardFilterWorkspaceSize (cu->dnn, p->x, p->y, p->conv, p->w,
                                                        p->bwd_filter, &p->filter_ws));
 #undef TRY
+  g_free (fp), g_free (dp), g_free (wp);
   return p;
 
 fail:
+  g_free (fp), g_free (dp), g_free (wp);
   conv_plan_free (p);
   return NULL;
 }
@@ -397,20 +409,31 @@ conv_plan_ws (const ConvPlan *p)
   return MAX (p->fwd_ws, MAX (p->data_ws, p->filter_ws));
 }
 
-/* The plan for this shape, made once; LIMIT bounds its workspace (the executor's, once sized). */
+/* The plan for this shape, made once, whose workspace fits in CAPACITY bytes: G_MAXSIZE while
+ * the executor sizes its workspace (which then holds what the plan needs, even a fallback's over
+ * the search limit), the workspace's size when a kernel runs (which then finds the same plan). */
 static ConvPlan *
-conv_plan (CsCuda *cu, const CsNode *n, const CsShape *in, guint batch, size_t limit,
+conv_plan (CsCuda *cu, const CsNode *n, const CsShape *in, guint batch, size_t capacity,
            GError **error)
 {
   char *key = conv_key (n, in, batch);
   ConvPlan *p = g_hash_table_lookup (cu->plans, key);
-  if (p && conv_plan_ws (p) <= limit)
+  if (p && conv_plan_ws (p) <= capacity)
     {
       g_free (key);
       return p;
     }
-  if ((p = conv_plan_new (cu, n, in, batch, limit, error)) == NULL)
+  if ((p = conv_plan_new (cu, n, in, batch, MIN (cu->ws_limit, capacity), error)) == NULL)
     {
+      g_free (key);
+      return NULL;
+    }
+  if (conv_plan_ws (p) > capacity)
+    {
+      g_autofree char *need = g_format_size (conv_plan_ws (p)), *have = g_format_size (capacity);
+      g_set_error (error, CS_ERROR, CS_ERROR_DEVICE, "cuDNN needs %s of workspace for this "
+                   "convolution, more than the %s planned", need, have);
+      conv_plan_free (p);
       g_free (key);
       return NULL;
     }
@@ -425,8 +448,7 @@ conv_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
   const CsNode *n = a->node;
   if (!fits_int (&a->in_shape[0], a->batch, error) || !fits_int (&n->shape, a->batch, error))
     return FALSE;
-  ConvPlan *p = conv_plan (cu, n, &a->in_shape[0], a->batch,
-                           MIN (cu->ws_limit, a->work_len * sizeof (float)), error);
+  ConvPlan *p = conv_plan (cu, n, &a->in_shape[0], a->batch, a->work_len * sizeof (float), error);
   if (p == NULL)
     return FALSE;
   const float one = 1.0f, zero = 0.0f;
@@ -465,8 +487,7 @@ conv_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
 {
   CsCuda *cu = CUDA (be);
   const CsNode *n = a->node;
-  ConvPlan *p = conv_plan (cu, n, &a->in_shape[0], a->batch,
-                           MIN (cu->ws_limit, a->work_len * sizeof (float)), error);
+  ConvPlan *p = conv_plan (cu, n, &a->in_shape[0], a->batch, a->work_len * sizeof (float), error);
   if (p == NULL)
     return FALSE;
   const float one = 1.0f;
@@ -934,7 +955,7 @@ cuda_workspace_size (CsBackend *be, const CsNode *n, const CsShape *in, guint ba
     return 0;
   CsCuda *cu = CUDA (be);
   g_autoptr (GError) error = NULL;
-  ConvPlan *p = conv_plan (cu, n, &in[0], batch, cu->ws_limit, &error);
+  ConvPlan *p = conv_plan (cu, n, &in[0], batch, G_MAXSIZE, &error);
   return p ? (conv_plan_ws (p) + sizeof (float) - 1) / sizeof (float) : 0;
 }
 
@@ -1095,7 +1116,7 @@ cuda_describe (CsBackend *be, const CsNode *n, const CsShape *in, guint batch)
         g_autoptr (GError) error = NULL;
         ConvPlan *p = NULL;
         if (fits_int (&in[0], batch, &error) && fits_int (&n->shape, batch, &error))
-          p = conv_plan (cu, n, &in[0], batch, cu->ws_limit, &error);
+          p = conv_plan (cu, n, &in[0], batch, G_MAXSIZE, &error);
         if (p == NULL)
           return g_strdup_printf ("no cuDNN plan: %s", error->message);
         g_autofree char *fwd = algo_text (ENUM_NAME (fwd_algo_names, p->fwd), p->fwd_math,

@@ -415,6 +415,10 @@ test_run_errors (void)
     { { "profile", "lenet5", "--math", "fp64" }, 2, "--math takes fp32, tf32 or bf16" },
     { { "profile", "lenet5", "--mode", "backward" }, 2, "--mode takes infer or train" },
     { { "profile", "lenet5", "--device", "cuda" }, 1, "no CUDA backend" },
+    { { "profile", "lenet5", "--batch", "70000" }, 2, "--batch takes 1 to 65536" },
+    /* Half a terabyte of activations: refused by the plan, before anything is touched. */
+    { { "profile", "resnet18", "--device", "cpu", "--batch", "65536" }, 1,
+      "a smaller batch needs less" },
   };
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
     {
