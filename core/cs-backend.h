@@ -78,9 +78,11 @@ struct _CsBackend {
   gboolean (*upload)    (CsBackend *be, float *dst, const float *src, gsize n, GError **error);
   gboolean (*download)  (CsBackend *be, float *dst, const float *src, gsize n, GError **error);
   gboolean (*zero)      (CsBackend *be, float *p, gsize n, GError **error);
-  /* Floats of scratch a node keeps from forward to backward, and of shared workspace. */
+  /* Floats of scratch a node keeps from forward to backward, and of shared workspace (for its
+   * forward alone, or also its backward when TRAINING). */
   gsize    (*saved_size)     (CsBackend *be, const CsNode *n, const CsShape *in, guint batch);
-  gsize    (*workspace_size) (CsBackend *be, const CsNode *n, const CsShape *in, guint batch);
+  gsize    (*workspace_size) (CsBackend *be, const CsNode *n, const CsShape *in, guint batch,
+                              gboolean training);
   CsKernelFunc forward[CS_OP_COUNT];
   CsKernelFunc backward[CS_OP_COUNT];
   /* Softmax cross-entropy over the rows of LOGITS (n x classes): adds SCALE * the mean loss to
@@ -110,7 +112,8 @@ struct _CsBackend {
   gboolean (*clock_stop)  (CsBackend *be, double *ms, GError **error);
   /* Optional. What the backend runs a node with (for a convolution, cuDNN's algorithms and
    * their workspace), for people; NULL when there is nothing to say. Free the string. */
-  char    *(*describe)    (CsBackend *be, const CsNode *n, const CsShape *in, guint batch);
+  char    *(*describe)    (CsBackend *be, const CsNode *n, const CsShape *in, guint batch,
+                           gboolean training);
   /* Optional. Device memory: the most this backend has had allocated at once, and what the
    * whole device has in use now (other processes, the CUDA context and libraries included). */
   void     (*memory)      (CsBackend *be, guint64 *peak_allocated, guint64 *device_in_use);

@@ -484,7 +484,7 @@ cs_exec_new (CsNet *net, CsBackend *be, guint batch, CsExecFlags flags, guint64 
             return NULL;
           x->plan.saved_bytes += s * sizeof (float);
         }
-      work = MAX (work, be->workspace_size (be, n, in, batch));
+      work = MAX (work, be->workspace_size (be, n, in, batch, x->training));
     }
   if (work && (x->work = be_alloc (x, work, "workspace", error)) == NULL)
     return NULL;

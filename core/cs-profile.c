@@ -183,7 +183,7 @@ cs_profile_run (CsNet *net, CsBackend *be, guint batch, gboolean train, guint it
           g_autofree CsShape *shapes = g_new (CsShape, MAX (node->n_inputs, 1));
           for (guint k = 0; k < node->n_inputs; k++)
             shapes[k] = cs_graph_node (g, node->inputs[k])->shape;
-          p->algorithms[i] = be->describe (be, node, shapes, batch);
+          p->algorithms[i] = be->describe (be, node, shapes, batch, p->train);
         }
     }
   return g_steal_pointer (&p);

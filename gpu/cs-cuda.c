@@ -279,16 +279,18 @@ conv_plan_free (gpointer data)
   g_free (p);
 }
 
+/* Inference plans and training plans are apart: inference measures no backward algorithm and
+ * sizes no workspace for one. */
 static char *
-conv_key (const CsNode *n, const CsShape *in, guint batch)
+conv_key (const CsNode *n, const CsShape *in, guint batch, gboolean training)
 {
   guint64 k[2], s[2], pad[2], d[2];
   cs_layer_window (n, in, k, s, pad, d);
-  return g_strdup_printf ("%u %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT
+  return g_strdup_printf ("%s %u %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT
                           " %" G_GUINT64_FORMAT " %u k%" G_GUINT64_FORMAT "x%" G_GUINT64_FORMAT
                           " s%" G_GUINT64_FORMAT "x%" G_GUINT64_FORMAT " p%" G_GUINT64_FORMAT
                           "x%" G_GUINT64_FORMAT " d%" G_GUINT64_FORMAT "x%" G_GUINT64_FORMAT,
-                          batch, in->c, in->h, in->w, n->p.out, n->p.groups, k[0], k[1], s[0],
+                          training ? "train" : "infer", batch, in->c, in->h, in->w, n->p.out, n->p.groups, k[0], k[1], s[0],
                           s[1], pad[0], pad[1], d[0], d[1]);
 }
 
@@ -304,8 +306,8 @@ math_allowed (const CsCuda *cu, cudnnMathType_t m)
 /* Descriptors and the fastest algorithms (measured by cudnnFind*) for one convolution shape,
  * each within LIMIT bytes of workspace. */
 static ConvPlan *
-conv_plan_new (CsCuda *cu, const CsNode *n, const CsShape *in, guint batch, size_t limit,
-               GError **error)
+conv_plan_new (CsCuda *cu, const CsNode *n, const CsShape *in, guint batch, gboolean training,
+               size_t limit, GError **error)
 {
   guint64 k[2], s[2], pad[2], d[2];
   cs_layer_window (n, in, k, s, pad, d);
@@ -365,6 +367,8 @@ conv_plan_new (CsCuda *cu, const CsNode *n, const CsShape *in, guint batch, size
         p->fwd = fp[i].algo, p->fwd_math = fp[i].mathType;
         break;
       }
+  if (!training)
+    goto sizes;
   TRY (cudnnFindConvolutionBackwardDataAlgorithm (cu->dnn, p->w, p->y, p->conv, p->x,
                                                   MAX (max_d, 1), &got, dp));
   for (int i = 0; i < got; i++)
@@ -383,10 +387,13 @@ conv_plan_new (CsCuda *cu, const CsNode *n, const CsShape *in, guint batch, size
         p->bwd_filter = wp[i].algo, p->filter_math = wp[i].mathType;
         break;
       }
+sizes:
   /* The workspace each algorithm needs, asked with the math type it will run with. */
   TRY (cudnnSetConvolutionMathType (p->conv, p->fwd_math));
   TRY (cudnnGetConvolutionForwardWorkspaceSize (cu->dnn, p->x, p->w, p->conv, p->y, p->fwd,
                                                 &p->fwd_ws));
+  if (!training)
+    goto done;
   TRY (cudnnSetConvolutionMathType (p->conv, p->data_math));
   TRY (cudnnGetConvolutionBackwardDataWorkspaceSize (cu->dnn, p->w, p->y, p->conv, p->x,
                                                      p->bwd_data, &p->data_ws));
@@ -394,6 +401,7 @@ conv_plan_new (CsCuda *cu, const CsNode *n, const CsShape *in, guint batch, size
   TRY (cudnnGetConvolutionBackwardFilterWorkspaceSize (cu->dnn, p->x, p->y, p->conv, p->w,
                                                        p->bwd_filter, &p->filter_ws));
 #undef TRY
+done:
   g_free (fp), g_free (dp), g_free (wp);
   return p;
 
@@ -413,17 +421,18 @@ conv_plan_ws (const ConvPlan *p)
  * the executor sizes its workspace (which then holds what the plan needs, even a fallback's over
  * the search limit), the workspace's size when a kernel runs (which then finds the same plan). */
 static ConvPlan *
-conv_plan (CsCuda *cu, const CsNode *n, const CsShape *in, guint batch, size_t capacity,
-           GError **error)
+conv_plan (CsCuda *cu, const CsNode *n, const CsShape *in, guint batch, gboolean training,
+           size_t capacity, GError **error)
 {
-  char *key = conv_key (n, in, batch);
+  char *key = conv_key (n, in, batch, training);
   ConvPlan *p = g_hash_table_lookup (cu->plans, key);
   if (p && conv_plan_ws (p) <= capacity)
     {
       g_free (key);
       return p;
     }
-  if ((p = conv_plan_new (cu, n, in, batch, MIN (cu->ws_limit, capacity), error)) == NULL)
+  if ((p = conv_plan_new (cu, n, in, batch, training, MIN (cu->ws_limit, capacity), error))
+      == NULL)
     {
       g_free (key);
       return NULL;
@@ -448,7 +457,8 @@ conv_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
   const CsNode *n = a->node;
   if (!fits_int (&a->in_shape[0], a->batch, error) || !fits_int (&n->shape, a->batch, error))
     return FALSE;
-  ConvPlan *p = conv_plan (cu, n, &a->in_shape[0], a->batch, a->work_len * sizeof (float), error);
+  ConvPlan *p = conv_plan (cu, n, &a->in_shape[0], a->batch, a->training,
+                           a->work_len * sizeof (float), error);
   if (p == NULL)
     return FALSE;
   const float one = 1.0f, zero = 0.0f;
@@ -487,7 +497,8 @@ conv_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
 {
   CsCuda *cu = CUDA (be);
   const CsNode *n = a->node;
-  ConvPlan *p = conv_plan (cu, n, &a->in_shape[0], a->batch, a->work_len * sizeof (float), error);
+  ConvPlan *p = conv_plan (cu, n, &a->in_shape[0], a->batch, TRUE, a->work_len * sizeof (float),
+                           error);
   if (p == NULL)
     return FALSE;
   const float one = 1.0f;
@@ -949,13 +960,14 @@ cuda_saved_size (CsBackend *be, const CsNode *n, const CsShape *in, guint batch)
 /* A convolution's algorithms are measured here, on the planned shape, so that the executor's
  * workspace fits them; a failure here is reported again by the kernel that needs the plan. */
 static gsize
-cuda_workspace_size (CsBackend *be, const CsNode *n, const CsShape *in, guint batch)
+cuda_workspace_size (CsBackend *be, const CsNode *n, const CsShape *in, guint batch,
+                     gboolean training)
 {
   if (n->op != CS_OP_CONV)
     return 0;
   CsCuda *cu = CUDA (be);
   g_autoptr (GError) error = NULL;
-  ConvPlan *p = conv_plan (cu, n, &in[0], batch, G_MAXSIZE, &error);
+  ConvPlan *p = conv_plan (cu, n, &in[0], batch, training, G_MAXSIZE, &error);
   return p ? (conv_plan_ws (p) + sizeof (float) - 1) / sizeof (float) : 0;
 }
 
@@ -1106,7 +1118,8 @@ algo_text (const char *algo, cudnnMathType_t math, size_t ws)
 /* A convolution's plan is the one its kernels ran with when there is one (planned by the
  * executor), else made now with the largest workspace the backend allows. */
 static char *
-cuda_describe (CsBackend *be, const CsNode *n, const CsShape *in, guint batch)
+cuda_describe (CsBackend *be, const CsNode *n, const CsShape *in, guint batch,
+               gboolean training)
 {
   CsCuda *cu = CUDA (be);
   switch (n->op)
@@ -1116,11 +1129,13 @@ cuda_describe (CsBackend *be, const CsNode *n, const CsShape *in, guint batch)
         g_autoptr (GError) error = NULL;
         ConvPlan *p = NULL;
         if (fits_int (&in[0], batch, &error) && fits_int (&n->shape, batch, &error))
-          p = conv_plan (cu, n, &in[0], batch, G_MAXSIZE, &error);
+          p = conv_plan (cu, n, &in[0], batch, training, G_MAXSIZE, &error);
         if (p == NULL)
           return g_strdup_printf ("no cuDNN plan: %s", error->message);
         g_autofree char *fwd = algo_text (ENUM_NAME (fwd_algo_names, p->fwd), p->fwd_math,
                                           p->fwd_ws);
+        if (!training)
+          return g_strdup_printf ("fwd %s", fwd);
         g_autofree char *data = algo_text (ENUM_NAME (data_algo_names, p->bwd_data),
                                            p->data_math, p->data_ws);
         g_autofree char *filter = algo_text (ENUM_NAME (filter_algo_names, p->bwd_filter),

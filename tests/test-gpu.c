@@ -528,7 +528,7 @@ test_describe (void)
     {
       const CsNode *node = cs_graph_node (s.g, i);
       g_autofree CsShape *shapes = input_shapes (s.g, node);
-      g_autofree char *d = gpu->describe (gpu, node, shapes, batch);
+      g_autofree char *d = gpu->describe (gpu, node, shapes, batch, TRUE);
       g_test_message ("%s: %s", node->name, d ? d : "(nothing)");
       if (node->op == CS_OP_CONV)
         {

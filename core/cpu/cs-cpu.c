@@ -1065,7 +1065,8 @@ cpu_saved_size (CsBackend *be, const CsNode *n, const CsShape *in, guint batch)
 }
 
 static gsize
-cpu_workspace_size (CsBackend *be, const CsNode *n, const CsShape *in, guint batch)
+cpu_workspace_size (CsBackend *be, const CsNode *n, const CsShape *in, guint batch,
+                    gboolean training)
 {
   if (n->op == CS_OP_CONV)
     return conv_workspace (n, &in[0], batch);
