@@ -126,7 +126,8 @@ device_alloc (CsCuda *cu, size_t bytes, GError **error)
   if (e == cudaErrorMemoryAllocation)
     {
       size_t free_b = 0, total_b = 0;
-      cudaMemGetInfo (&free_b, &total_b);
+      if (cudaMemGetInfo (&free_b, &total_b) != cudaSuccess)
+        cudaGetLastError ();
       g_autofree char *asked = g_format_size (bytes), *free_s = g_format_size (free_b);
       g_autofree char *total_s = g_format_size (total_b);
       g_set_error (error, CS_ERROR, CS_ERROR_OUT_OF_MEMORY,
@@ -147,7 +148,10 @@ device_free (CsCuda *cu, void *p)
   gpointer size;
   if (g_hash_table_steal_extended (cu->allocs, p, NULL, &size))
     cu->allocated -= GPOINTER_TO_SIZE (size);
-  cudaFree (p);
+  /* An error left set here would be reported by the next kernel launch (the launch wrappers
+   * return cudaGetLastError), as that kernel's. */
+  if (cudaFree (p) != cudaSuccess)
+    cudaGetLastError ();
 }
 
 static float *
@@ -215,7 +219,8 @@ grow (CsCuda *cu, float **buf, size_t *len, size_t n, GError **error)
     return *buf;
   if (*buf)
     {
-      cudaStreamSynchronize (cu->stream);
+      if (cudaStreamSynchronize (cu->stream) != cudaSuccess)
+        cudaGetLastError ();    /* as in device_free */
       device_free (cu, *buf);
       *buf = NULL;
       *len = 0;
@@ -235,9 +240,14 @@ ones_and_zeros (CsCuda *cu, size_t c, GError **error)
   if (!grow (cu, &cu->ones, &cu->ones_len, c, error)
       || !grow (cu, &cu->zeros, &cu->zeros_len, c, error))
     return FALSE;
-  CU (cs_cu_fill (cu->stream, cu->ones, c, 1.0f));
-  CU (cs_cu_fill (cu->stream, cu->zeros, c, 0.0f));
-  return TRUE;
+  if (cuda_ok (cs_cu_fill (cu->stream, cu->ones, c, 1.0f), "cs_cu_fill", __FILE__, __LINE__,
+               error)
+      && cuda_ok (cs_cu_fill (cu->stream, cu->zeros, c, 0.0f), "cs_cu_fill", __FILE__,
+                  __LINE__, error))
+    return TRUE;
+  /* Unfilled: the next call must fill them rather than take them as they are. */
+  cu->ones_len = cu->zeros_len = 0;
+  return FALSE;
 }
 
 /* ---- shapes ------------------------------------------------------------------------------- */
@@ -354,6 +364,10 @@ conv_plan_new (CsCuda *cu, const CsNode *n, const CsShape *in, guint batch, gboo
   TRY (cudnnGetConvolutionForwardAlgorithmMaxCount (cu->dnn, &max_f));
   TRY (cudnnGetConvolutionBackwardDataAlgorithmMaxCount (cu->dnn, &max_d));
   TRY (cudnnGetConvolutionBackwardFilterAlgorithmMaxCount (cu->dnn, &max_w));
+  /* The counts are of algorithms, but Find tries each with the descriptor's math type and with
+   * CUDNN_DEFAULT_MATH (as cuDNN documents) and may list both, fastest first: asked for no
+   * more than the count, it could list default-math (TF32) entries only, which fp32 refuses. */
+  max_f *= 2, max_d *= 2, max_w *= 2;
   fp = g_new0 (cudnnConvolutionFwdAlgoPerf_t, MAX (max_f, 1));
   dp = g_new0 (cudnnConvolutionBwdDataAlgoPerf_t, MAX (max_d, 1));
   wp = g_new0 (cudnnConvolutionBwdFilterAlgoPerf_t, MAX (max_w, 1));
@@ -1219,8 +1233,10 @@ cuda_setup (CsCuda *cu, GError **error)
   DNN (cudnnSetStream (cu->dnn, cu->stream));
   BLAS (cublasCreate (&cu->blas));
   BLAS (cublasSetStream (cu->blas, cu->stream));
+  /* Strict fp32 is cuBLAS's default mode, which keeps fp32's precision (as PyTorch's strict
+   * fp32 does); the pedantic mode is meant for testing and may be slower. */
   BLAS (cublasSetMathMode (cu->blas, cu->math == CS_MATH_TF32 ? CUBLAS_TF32_TENSOR_OP_MATH
-                                                              : CUBLAS_PEDANTIC_MATH));
+                                                              : CUBLAS_DEFAULT_MATH));
   DNN (cudnnCreateTensorDescriptor (&cu->bn_x));
   DNN (cudnnCreateTensorDescriptor (&cu->bn_param));
   DNN (cudnnCreateTensorDescriptor (&cu->bias));
