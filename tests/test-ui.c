@@ -269,6 +269,10 @@ test_profile (void)
   g_autofree char *details = cs_window_get_details_text (win);
   g_assert_nonnull (strstr (details, "ms forward"));
   g_assert_nonnull (strstr (details, "TFLOP/s"));
+  /* The profile page shows the whole report, every piece of work attributed. */
+  const char *report = cs_window_get_profile_report (win);
+  g_assert_nonnull (strstr (report, "conv1 "));
+  g_assert_nonnull (strstr (report, "not attributed to a layer 0.000 ms"));
   cs_graph_view_zoom_fit (view);
   keep_screenshot (win, "resnet18-profile");
   gtk_window_destroy (GTK_WINDOW (win));

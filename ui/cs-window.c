@@ -31,7 +31,7 @@ struct _CsWindow {
   GtkNotebook *notebook;
   GtkSpinButton *batch_spin, *epochs_spin, *profile_batch_spin;
   GtkTextView *source_view;
-  GtkLabel *train_status, *profile_status;
+  GtkLabel *train_status, *profile_status, *profile_report;
   GtkSpinner *profile_spinner;
 
   CsGraphView *graph;
@@ -907,6 +907,10 @@ profile_done (GObject *source, GAsyncResult *res, gpointer data)
   g_clear_pointer (&self->profile, cs_profile_free);
   self->profile = g_steal_pointer (&job->profile);
   const double *bwd = job->train ? self->profile->backward_ms : NULL;
+  /* The whole profile as the CLI prints it: per layer, then the step, the tracer's cost and
+   * the memory. */
+  g_autofree char *report = cs_profile_report (self->profile, job->graph, CS_REPORT_TABLE);
+  gtk_label_set_text (self->profile_report, report);
   cs_graph_view_set_times (self->graph, self->profile->forward_ms, bwd);
   cs_layer_table_set_times (self->table, self->profile->forward_ms, bwd);
   gtk_drop_down_set_selected (self->overlay_dropdown, CS_OVERLAY_FORWARD_TIME);
@@ -1073,6 +1077,7 @@ cs_window_class_init (CsWindowClass *klass)
   BIND (source_view);
   BIND (train_status);
   BIND (profile_status);
+  BIND (profile_report);
   BIND (profile_spinner);
   BIND (data_entry);
   BIND (device_dropdown);
@@ -1209,6 +1214,12 @@ CsLayerTable *
 cs_window_get_layer_table (CsWindow *self)
 {
   return self->table;
+}
+
+const char *
+cs_window_get_profile_report (CsWindow *self)
+{
+  return gtk_label_get_text (self->profile_report);
 }
 
 char *

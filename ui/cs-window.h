@@ -21,6 +21,8 @@ void          cs_window_screenshot   (CsWindow *self, const char *path, GCallbac
 CsGraphView  *cs_window_get_graph_view  (CsWindow *self);
 CsLayerTable *cs_window_get_layer_table (CsWindow *self);
 CsStats      *cs_window_get_stats       (CsWindow *self);
+/* The last profile's report as shown on the profile page, "" before one (tests). */
+const char   *cs_window_get_profile_report (CsWindow *self);
 /* The details pane's text (tests). */
 char         *cs_window_get_details_text (CsWindow *self);
 /* The error shown for the current source, or NULL. */
