@@ -1,14 +1,16 @@
 #!/usr/bin/python3
 # The PyTorch side of the GPU benchmark: inference and train step (SGD, momentum 0.9, weight
-# decay 5e-4) of the torchvision models cnnscope bundles, fp32 NCHW, cudnn.benchmark on, median
-# of RUNS after WARMUP; prints "model mode ms" lines (mode: infer or train) and '#' notes.
+# decay 5e-4) of the networks cnnscope bundles, built the same in PyTorch (torch_models.py),
+# fp32 NCHW, cudnn.benchmark on, median of RUNS after WARMUP; prints "model mode ms" lines (mode:
+# infer or train), "# params model N AUX" lines and '#' notes.
 # Usage: gpu-vs-torch.py MATH(tf32|fp32) BATCH RUNS WARMUP MODEL...
 import statistics
 import sys
 import time
 
 import torch
-import torchvision
+
+import torch_models
 
 math, batch, runs, warmup = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 names = sys.argv[5:]
@@ -20,25 +22,6 @@ torch.manual_seed(0)
 dev = torch.device("cuda")
 print(f"# torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()}, "
       f"{torch.cuda.get_device_name(0)}, math {math}, batch {batch}")
-
-
-def resnet_v1(model):
-    """torchvision's ResNets are v1.5 (stride on the 3x3); cnnscope's are v1 (stride on the first
-    1x1), so move the stride to count the same multiply-adds."""
-    for layer in (model.layer2, model.layer3, model.layer4):
-        block = layer[0]
-        block.conv1.stride = block.conv2.stride
-        block.conv2.stride = (1, 1)
-    return model
-
-
-def build(name):
-    m = torchvision.models
-    if name == "googlenet":
-        return m.googlenet(weights=None, aux_logits=False, init_weights=False)
-    if name in ("resnet50", "resnet101", "resnet152"):
-        return resnet_v1(getattr(m, name)(weights=None))
-    return getattr(m, name)(weights=None)
 
 
 def median_ms(fn):
@@ -55,8 +38,10 @@ def median_ms(fn):
 
 
 for name in names:
-    model = build(name).to(dev)
-    x = torch.randn(batch, 3, 224, 224, device=dev)
+    model, size = torch_models.build(name)
+    model = model.to(dev)
+    print("# params %s %d %d" % ((name,) + torch_models.params(model)), flush=True)
+    x = torch.randn(batch, 3, size, size, device=dev)
     y = torch.randint(0, 1000, (batch,), device=dev)
     model.eval()
     with torch.no_grad():
@@ -67,7 +52,7 @@ for name in names:
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss_fn(model(x), y).backward()
+        torch_models.loss(model(x), y, loss_fn).backward()
         opt.step()
 
     print(f"{name} train {median_ms(step):.3f}", flush=True)

@@ -8,20 +8,12 @@ import time
 import torch
 import torchvision
 
+from torch_models import resnet_v1
+
 threads = int(sys.argv[1]) if len(sys.argv) > 1 else 2
 runs = int(sys.argv[2]) if len(sys.argv) > 2 else 5
 torch.set_num_threads(threads)
 torch.manual_seed(0)
-
-
-def resnet_v1(model):
-    """torchvision's ResNet-50 is v1.5 (stride on the 3x3); move it to the first 1x1 as the
-    paper (v1) and cnnscope's resnet50 do, so both count the same multiply-adds."""
-    for layer in (model.layer2, model.layer3, model.layer4):
-        block = layer[0]
-        block.conv1.stride = block.conv2.stride
-        block.conv2.stride = (1, 1)
-    return model
 
 
 def median_ms(fn, warmup=2):
