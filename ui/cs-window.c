@@ -940,7 +940,8 @@ action_profile (GtkWidget *widget, const char *action, GVariant *param)
   job->batch = gtk_spin_button_get_value_as_int (self->profile_batch_spin);
   static const char *devices[] = { "auto", "cpu", "cuda" };
   job->device = devices[MIN (gtk_drop_down_get_selected (self->device_dropdown), 2u)];
-  job->math = (CsMath) MIN (gtk_drop_down_get_selected (self->math_dropdown), 2u);
+  /* fp32 and tf32, in CsMath's order; bf16 is not offered until the GPU computes it. */
+  job->math = gtk_drop_down_get_selected (self->math_dropdown) == 0 ? CS_MATH_FP32 : CS_MATH_TF32;
   job->train = gtk_check_button_get_active (self->profile_train_check);
   self->work = g_cancellable_new ();
   gtk_spinner_start (self->profile_spinner);
