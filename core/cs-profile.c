@@ -108,9 +108,9 @@ bench_init (Bench *b, CsNet *net, CsBackend *be, guint batch, gboolean train, GE
   return TRUE;
 }
 
-/* The steps of a profile, between the tracer's start and stop (which the caller makes). */
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Bench, bench_clear)
 
+/* The steps of a profile, between the tracer's start and stop (which the caller makes). */
 static gboolean
 traced_steps (CsProfile *p, CsNet *net, CsBackend *be, Bench *b, double *timed,
               GCancellable *cancellable, GError **error)
@@ -118,9 +118,10 @@ traced_steps (CsProfile *p, CsNet *net, CsBackend *be, Bench *b, double *timed,
   /* Planning (cuDNN measures its algorithms) and the warm-ups are set-up, left out. */
   be->trace_push (be, cs_trace_tag (0, CS_PHASE_SETUP));
   gboolean ok = bench_init (b, net, be, p->batch, p->train, error);
+  double warm_ms;
   for (guint r = 0; ok && r < p->warmup; r++)
     ok = !g_cancellable_set_error_if_cancelled (cancellable, error)
-         && timed_step (b->x, be, p->train, b->images, b->labels, p->batch, &timed[0], error);
+         && timed_step (b->x, be, p->train, b->images, b->labels, p->batch, &warm_ms, error);
   be->trace_pop (be);
   if (!ok)
     return FALSE;
