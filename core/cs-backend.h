@@ -80,7 +80,8 @@ struct _CsBackend {
   gboolean (*zero)      (CsBackend *be, float *p, gsize n, GError **error);
   /* Floats of scratch a node keeps from forward to backward, and of shared workspace (for its
    * forward alone, or also its backward when TRAINING). */
-  gsize    (*saved_size)     (CsBackend *be, const CsNode *n, const CsShape *in, guint batch);
+  gsize    (*saved_size)     (CsBackend *be, const CsNode *n, const CsShape *in, guint batch,
+                              gboolean training);
   gsize    (*workspace_size) (CsBackend *be, const CsNode *n, const CsShape *in, guint batch,
                               gboolean training);
   CsKernelFunc forward[CS_OP_COUNT];

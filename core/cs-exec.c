@@ -477,7 +477,7 @@ cs_exec_new (CsNet *net, CsBackend *be, guint batch, CsExecFlags flags, guint64 
     {
       const CsNode *n = cs_graph_node (g, x->order[k]);
       const CsShape *in = input_shapes (x, n);
-      gsize s = be->saved_size (be, n, in, batch);
+      gsize s = be->saved_size (be, n, in, batch, x->training);
       if (s)
         {
           if ((x->saved[n->id] = be_alloc (x, s, "saved state", error)) == NULL)

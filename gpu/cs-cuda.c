@@ -966,7 +966,8 @@ cuda_sgd (CsBackend *be, float *w, const float *g, float *m, gsize n, float lr, 
 /* ---- sizes -------------------------------------------------------------------------------- */
 
 static gsize
-cuda_saved_size (CsBackend *be, const CsNode *n, const CsShape *in, guint batch)
+cuda_saved_size (CsBackend *be, const CsNode *n, const CsShape *in, guint batch,
+                 gboolean training)
 {
   return n->op == CS_OP_BN ? 2 * (gsize) in[0].c : 0;
 }

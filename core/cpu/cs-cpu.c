@@ -412,40 +412,80 @@ pool_geom (const CsKernelArgs *a)
                       (int) a->node->shape.w };
 }
 
-/* Max pooling keeps no indices: the row maxima are taken first (contiguous, so vectorised), then
- * the window maxima along them; backward finds each window's first maximum again from the input
- * and the output, which training keeps. */
+/* Max pooling takes the row maxima first (contiguous, so vectorised), then the window maxima
+ * along them. In training it also keeps where each window's first maximum in scan order is (the
+ * smallest row, then column, holding it), from the row each column's maximum is first in:
+ * backward then adds each gradient where it belongs without searching again. */
 static gboolean
 maxpool_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
 {
   PoolGeom g = pool_geom (a);
   gsize planes = (gsize) a->batch * a->in_shape[0].c;
-  float *rowmax = a->work;
+  float *restrict rowmax = a->work;
+  gint32 *restrict rowarg = (gint32 *) (a->work + g.w);
+  gint32 *where = a->training ? (gint32 *) a->saved : NULL;
   for (gsize pl = 0; pl < planes; pl++)
     {
       const float *x = a->in[0] + pl * g.h * g.w;
       float *y = a->out + pl * g.oh * g.ow;
+      gint32 *at = where ? where + pl * g.oh * g.ow : NULL;
       for (int oh = 0; oh < g.oh; oh++)
         {
           int h0 = MAX (oh * g.sh - g.ph, 0), h1 = MIN (oh * g.sh - g.ph + g.kh, g.h);
           if (h0 >= h1)
             {
               memset (y + oh * g.ow, 0, g.ow * sizeof (float));
+              for (int ow = 0; at && ow < g.ow; ow++)
+                at[oh * g.ow + ow] = -1;  /* a window in the padding only */
               continue;
             }
           memcpy (rowmax, x + (gsize) h0 * g.w, g.w * sizeof (float));
+          if (at)
+            for (int j = 0; j < g.w; j++)
+              rowarg[j] = h0;
           for (int i = h0 + 1; i < h1; i++)
             {
-              const float *r = x + (gsize) i * g.w;
-              for (int j = 0; j < g.w; j++)
-                rowmax[j] = r[j] > rowmax[j] ? r[j] : rowmax[j];
+              const float *restrict r = x + (gsize) i * g.w;
+              if (at)
+                for (int j = 0; j < g.w; j++)
+                  {
+                    /* As masks, which vectorise: a branch here mispredicts half the time. */
+                    gint32 above = -(gint32) (r[j] > rowmax[j]);
+                    rowarg[j] = (rowarg[j] & ~above) | (i & above);
+                    rowmax[j] = r[j] > rowmax[j] ? r[j] : rowmax[j];
+                  }
+              else
+                for (int j = 0; j < g.w; j++)
+                  rowmax[j] = r[j] > rowmax[j] ? r[j] : rowmax[j];
             }
           for (int ow = 0; ow < g.ow; ow++)
             {
               int w0 = MAX (ow * g.sw - g.pw, 0), w1 = MIN (ow * g.sw - g.pw + g.kw, g.w);
-              float best = w0 < w1 ? rowmax[w0] : 0.0f;
-              for (int j = w0 + 1; j < w1; j++)
-                best = rowmax[j] > best ? rowmax[j] : best;
+              if (w0 >= w1)
+                {
+                  y[oh * g.ow + ow] = 0.0f;
+                  if (at)
+                    at[oh * g.ow + ow] = -1;
+                  continue;
+                }
+              float best = rowmax[w0];
+              if (at == NULL)
+                for (int j = w0 + 1; j < w1; j++)
+                  best = rowmax[j] > best ? rowmax[j] : best;
+              else
+                {
+                  /* Without branches: ties are common (zeros after a ReLU) and unpredictable. */
+                  int bj = w0, bi = rowarg[w0];
+                  for (int j = w0 + 1; j < w1; j++)
+                    {
+                      gboolean take = (rowmax[j] > best)
+                                      | ((rowmax[j] == best) & (rowarg[j] < bi));
+                      best = take ? rowmax[j] : best;
+                      bi = take ? rowarg[j] : bi;
+                      bj = take ? j : bj;
+                    }
+                  at[oh * g.ow + ow] = bi * g.w + bj;
+                }
               y[oh * g.ow + ow] = best;
             }
         }
@@ -459,28 +499,16 @@ maxpool_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
   if (a->d_in[0] == NULL)
     return TRUE;
   PoolGeom g = pool_geom (a);
-  gsize planes = (gsize) a->batch * a->in_shape[0].c;
+  gsize planes = (gsize) a->batch * a->in_shape[0].c, n = (gsize) g.oh * g.ow;
+  const gint32 *where = (const gint32 *) a->saved;
   for (gsize pl = 0; pl < planes; pl++)
     {
-      const float *x = a->in[0] + pl * g.h * g.w;
-      const float *y = a->out + pl * g.oh * g.ow, *dy = a->d_out + pl * g.oh * g.ow;
+      const gint32 *at = where + pl * n;
+      const float *dy = a->d_out + pl * n;
       float *dx = a->d_in[0] + pl * g.h * g.w;
-      for (int oh = 0; oh < g.oh; oh++)
-        for (int ow = 0; ow < g.ow; ow++)
-          {
-            int h0 = MAX (oh * g.sh - g.ph, 0), h1 = MIN (oh * g.sh - g.ph + g.kh, g.h);
-            int w0 = MAX (ow * g.sw - g.pw, 0), w1 = MIN (ow * g.sw - g.pw + g.kw, g.w);
-            float m = y[oh * g.ow + ow];
-            /* The first maximum in scan order, as a forward with indices would have kept. */
-            for (int i = h0; i < h1; i++)
-              for (int j = w0; j < w1; j++)
-                if (x[i * g.w + j] == m)
-                  {
-                    dx[i * g.w + j] += dy[oh * g.ow + ow];
-                    goto next;
-                  }
-          next:;
-          }
+      for (gsize o = 0; o < n; o++)
+        if (at[o] >= 0)
+          dx[at[o]] += dy[o];
     }
   return TRUE;
 }
@@ -1057,10 +1085,13 @@ cpu_sgd (CsBackend *be, float *w, const float *g, float *m, gsize n, float lr, f
 }
 
 static gsize
-cpu_saved_size (CsBackend *be, const CsNode *n, const CsShape *in, guint batch)
+cpu_saved_size (CsBackend *be, const CsNode *n, const CsShape *in, guint batch,
+                gboolean training)
 {
   if (n->op == CS_OP_BN)
     return 2 * (gsize) in[0].c;
+  if (n->op == CS_OP_MAXPOOL && training)
+    return vol (&n->shape) * batch;  /* where each output's maximum is */
   return 0;
 }
 
@@ -1073,7 +1104,7 @@ cpu_workspace_size (CsBackend *be, const CsNode *n, const CsShape *in, guint bat
   if (n->op == CS_OP_LRN)
     return 2 * vol (&in[0]);
   if (n->op == CS_OP_MAXPOOL)
-    return in[0].w;
+    return 2 * (gsize) in[0].w;    /* the row maxima and the rows they are in */
   return 0;
 }
 
