@@ -3,7 +3,15 @@
 // so that results agree to rounding; this file is built with --fmad=false for the same reason.
 #include "cs-cuda-kernels.h"
 
+#ifdef CS_CUDA_EMULATE
+#include "cs-cuda-emulate.h"
+// A launch runs on the host (tests without a GPU); SYNCED: the kernel calls __syncthreads.
+#define KERNEL(kernel, grid, synced, ...) \
+  cs_emu_run ((grid), THREADS, (synced), [&] { kernel (__VA_ARGS__); })
+#else
 #include <cuda_runtime.h>
+#define KERNEL(kernel, grid, synced, ...) kernel<<<(grid), THREADS, 0, s>>> (__VA_ARGS__)
+#endif
 #include <math.h>
 
 #define THREADS 256
@@ -26,7 +34,7 @@ blocks_for (size_t n)
   do { \
     if ((n) == 0) \
       return cudaSuccess; \
-    kernel<<<blocks_for (n), THREADS, 0, s>>> (__VA_ARGS__); \
+    KERNEL (kernel, blocks_for (n), false, __VA_ARGS__); \
     return cudaGetLastError (); \
   } while (0)
 
@@ -248,7 +256,7 @@ cs_cu_bias_backward (cudaStream_t s, const float *dy, float *db, size_t batch, i
 {
   if (c == 0)
     return cudaSuccess;
-  bias_bwd_k<<<c, THREADS, 0, s>>> (dy, db, batch, c, hw);
+  KERNEL (bias_bwd_k, c, true, dy, db, batch, c, hw);
   return cudaGetLastError ();
 }
 
