@@ -588,6 +588,14 @@ static const GradCase grad_cases[] = {
   { "/cpu/grad/conv/1x3", CHAIN ("conv 5 1x3 pad 0x1"), 2, { "t", "pre" } },
   { "/cpu/grad/conv/3x1-stride2x1", CHAIN ("conv 5 3x1 stride 2x1"), 2, { "t", "pre" } },
   { "/cpu/grad/conv/pointwise", CHAIN ("conv 5 1x1"), 2, { "t", "pre" } },
+  /* 3x3, stride 1, 16 channels or more and maps large enough: Winograd's forward and input
+   * gradient ("pre" sees the latter), odd sizes for partial tiles, each padding it takes. */
+  { "/cpu/grad/conv/winograd-pad1", "input 56x55x3\npre: conv 16 3x3 pad 1\n"
+    "t: conv 16 3x3 pad 1\n" HEAD, 2, { "t", "pre" } },
+  { "/cpu/grad/conv/winograd-pad0", "input 58x57x3\npre: conv 16 3x3 pad 1\nt: conv 17 3x3\n"
+    HEAD, 2, { "t", "pre" } },
+  { "/cpu/grad/conv/winograd-pad2x0", "input 53x58x3\npre: conv 18 3x3 pad 1\n"
+    "t: conv 16 3x3 pad 2x0 nobias\n" HEAD, 3, { "t", "pre" } },
   { "/cpu/grad/conv/1x1-pad1", CHAIN ("conv 4 1x1 pad 1"), 2, { "t", "pre" } },
   { "/cpu/grad/conv/1x1-stride2", CHAIN ("conv 4 1x1 stride 2"), 2, { "t", "pre" } },
   { "/cpu/grad/conv/pad-beyond-kernel", CHAIN ("conv 4 2x2 pad 2"), 2, { "t", "pre" } },
@@ -1170,6 +1178,16 @@ static const FwdCase fwd_cases[] = {
     CONV (6, 3, 3, 1, 1, 1, 1, 1, 1, 3) },
   { "/cpu/forward/conv/pad-beyond-kernel", "conv 2 2x2 pad 3", { 1, 3, 2 },
     CONV (2, 2, 2, 1, 1, 3, 3, 1, 1, 1) },
+  /* Winograd: 3x3, stride 1, 16 channels or more and maps large enough (cs-cpu.c's
+   * WINO_MIN_TILES); odd sizes leave partial tiles. */
+  { "/cpu/forward/conv/winograd-pad1", "conv 16 3x3 pad 1", { 16, 55, 56 },
+    CONV (16, 3, 3, 1, 1, 1, 1, 1, 1, 1) },
+  { "/cpu/forward/conv/winograd-pad0", "conv 17 3x3", { 20, 58, 57 },
+    CONV (17, 3, 3, 1, 1, 0, 0, 1, 1, 1) },
+  { "/cpu/forward/conv/winograd-pad2", "conv 16 3x3 pad 2 nobias", { 16, 53, 56 },
+    CONV (16, 3, 3, 1, 1, 2, 2, 1, 1, 1) },
+  { "/cpu/forward/conv/winograd-pad1x2", "conv 24 3x3 pad 1x2", { 32, 56, 55 },
+    CONV (24, 3, 3, 1, 1, 1, 2, 1, 1, 1) },
   { "/cpu/forward/maxpool/3x3-stride2-ceil", "maxpool 3x3 stride 2 ceil", { 2, 6, 7 },
     POOL (F_MAXPOOL, 3, 3, 2, 2, 0, 0, TRUE, FALSE) },
   { "/cpu/forward/maxpool/3x3-stride2-pad1-ceil", "maxpool 3x3 stride 2 pad 1 ceil", { 2, 6, 7 },
