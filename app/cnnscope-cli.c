@@ -590,6 +590,7 @@ cmd_profile (int argc, char **argv)
 {
   g_autofree char *device = NULL, *math = NULL, *mode = NULL, *format_name = NULL;
   gint batch = 1, iters = 10, warmup = 3;
+  gboolean as_written = FALSE;
   GOptionEntry entries[] = {
     { "device", 'd', 0, G_OPTION_ARG_STRING, &device, "cpu, cuda or auto (default)", "DEVICE" },
     { "batch", 'b', 0, G_OPTION_ARG_INT, &batch, "Batch size (default 1)", "N" },
@@ -598,6 +599,8 @@ cmd_profile (int argc, char **argv)
     { "iters", 'n', 0, G_OPTION_ARG_INT, &iters, "Timed iterations (default 10)", "N" },
     { "warmup", 0, 0, G_OPTION_ARG_INT, &warmup, "Untimed iterations first (default 3)", "N" },
     { "format", 'f', 0, G_OPTION_ARG_STRING, &format_name, "table (default) or json", "FORMAT" },
+    { "as-written", 0, 0, G_OPTION_ARG_NONE, &as_written,
+      "Run every layer as written: no batch norm or ReLU folded into a convolution", NULL },
     { NULL }
   };
   g_autoptr (GOptionContext) ctx =
@@ -626,8 +629,9 @@ cmd_profile (int argc, char **argv)
   g_autoptr (CsBackend) be = open_backend (device, math, &error);
   if (be == NULL)
     return run_error (ctx, error);
-  gboolean train = mode && g_str_equal (mode, "train");
-  g_autoptr (CsProfile) p = cs_profile_run (net, be, batch, train, iters, warmup, NULL, &error);
+  CsExecFlags flags = (mode && g_str_equal (mode, "train") ? CS_EXEC_TRAINING : 0)
+                      | (as_written ? CS_EXEC_UNFUSED : 0);
+  g_autoptr (CsProfile) p = cs_profile_run (net, be, batch, flags, iters, warmup, NULL, &error);
   if (p == NULL)
     return model_error (error);
   g_autofree char *text = cs_profile_report (p, g, format);

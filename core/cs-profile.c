@@ -89,10 +89,10 @@ bench_clear (Bench *b)
 }
 
 static gboolean
-bench_init (Bench *b, CsNet *net, CsBackend *be, guint batch, gboolean train, GError **error)
+bench_init (Bench *b, CsNet *net, CsBackend *be, guint batch, CsExecFlags flags,
+            GError **error)
 {
-  if ((b->x = cs_exec_new (net, be, batch, train ? CS_EXEC_TRAINING : CS_EXEC_INFERENCE, 1,
-                           error)) == NULL)
+  if ((b->x = cs_exec_new (net, be, batch, flags, 1, error)) == NULL)
     return FALSE;
   const CsShape *in = &cs_graph_node (net->graph, 0)->shape;
   gsize n = (gsize) batch * in->c * in->h * in->w;
@@ -117,7 +117,7 @@ traced_steps (CsProfile *p, CsNet *net, CsBackend *be, Bench *b, double *timed,
 {
   /* Planning (cuDNN measures its algorithms) and the warm-ups are set-up, left out. */
   be->trace_push (be, cs_trace_tag (0, CS_PHASE_SETUP));
-  gboolean ok = bench_init (b, net, be, p->batch, p->train, error);
+  gboolean ok = bench_init (b, net, be, p->batch, p->flags, error);
   double warm_ms;
   for (guint r = 0; ok && r < p->warmup; r++)
     ok = !g_cancellable_set_error_if_cancelled (cancellable, error)
@@ -134,13 +134,15 @@ traced_steps (CsProfile *p, CsNet *net, CsBackend *be, Bench *b, double *timed,
 }
 
 CsProfile *
-cs_profile_run (CsNet *net, CsBackend *be, guint batch, gboolean train, guint iters,
+cs_profile_run (CsNet *net, CsBackend *be, guint batch, CsExecFlags flags, guint iters,
                 guint warmup, GCancellable *cancellable, GError **error)
 {
   g_return_val_if_fail (batch > 0 && iters > 0, NULL);
   g_return_val_if_fail (be->trace_start && be->trace_stop, NULL);
   CsGraph *g = net->graph;
+  gboolean train = (flags & CS_EXEC_TRAINING) != 0;
   g_autoptr (CsProfile) p = profile_new (g, be, batch, train, iters, warmup);
+  p->flags = flags;
   g_autofree double *plain = g_new0 (double, iters), *timed = g_new0 (double, iters);
   g_auto (Bench) b = { 0 };
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "cs-backend.h"
+#include "cs-exec.h"
 #include "cs-net.h"
 #include "cs-report.h"
 
@@ -14,6 +15,7 @@ typedef struct {
   char *model, *device;       /* the graph's name; the backend's description */
   guint batch, iters, warmup;
   gboolean train;
+  CsExecFlags flags;          /* as the executor was made */
   guint n_nodes;
   /* Per node, per step (means over the timed steps): the time of its forward and backward work
    * (the sum of its kernels' durations on a GPU, wall time on the CPU), 0 when it did not run;
@@ -38,9 +40,10 @@ typedef struct {
 
 
 /* Runs WARMUP untimed steps, ITERS steps traced and ITERS steps not (for the tracer's
- * overhead), on random input. The backend's tracer starts before anything runs (the executor's
- * planning included) and stops before the untraced steps. */
-CsProfile *cs_profile_run    (CsNet *net, CsBackend *be, guint batch, gboolean train,
+ * overhead), on random input: training steps with CS_EXEC_TRAINING in FLAGS, forward passes
+ * otherwise (CS_EXEC_UNFUSED: every layer as written). The backend's tracer starts before
+ * anything runs (the executor's planning included) and stops before the untraced steps. */
+CsProfile *cs_profile_run    (CsNet *net, CsBackend *be, guint batch, CsExecFlags flags,
                               guint iters, guint warmup, GCancellable *cancellable,
                               GError **error);
 void       cs_profile_free   (CsProfile *p);

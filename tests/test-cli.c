@@ -352,6 +352,27 @@ test_profile (void)
   g_assert_cmpfloat (json_object_get_double_member (t, "step_ms"), >, 0);
   g_assert_cmpfloat (json_object_get_double_member (t, "step_median_ms"), >, 0);
 
+  /* Inference folds ResNet-18's 20 batch norms (and 9 of its ReLUs) into their convolutions;
+   * --as-written runs and lists them. */
+  for (int written = 0; written < 2; written++)
+    {
+      g_auto (Run) rn = { 0 };
+      run_cli (&rn, "profile", "resnet18", "--device", "cpu", "--iters", "1", "--warmup", "0",
+               "--format", "json", written ? "--as-written" : NULL, NULL);
+      g_assert_cmpint (rn.status, ==, 0);
+      g_autoptr (JsonParser) rp = NULL;
+      JsonObject *ro = parse_json (rn.out, &rp);
+      JsonObject *rt = json_object_get_object_member (ro, "totals");
+      g_assert_cmpint (json_object_get_int_member (rt, "folded_batch_norms"), ==, written ? 0 : 20);
+      g_assert_cmpint (json_object_get_int_member (rt, "fused_relus"), ==, written ? 0 : 9);
+      JsonArray *rl = json_object_get_array_member (ro, "layers");
+      guint bns = 0;
+      for (guint i = 0; i < json_array_get_length (rl); i++)
+        bns += g_str_equal (json_object_get_string_member (json_array_get_object_element (rl, i),
+                                                           "kind"), "bn");
+      g_assert_cmpuint (bns, ==, written ? 20 : 0);
+    }
+
   g_auto (Run) tab = { 0 };
   run_cli (&tab, "profile", "lenet5", "--device", "cpu", "--iters", "2", NULL);
   g_assert_cmpint (tab.status, ==, 0);

@@ -477,7 +477,8 @@ test_trace (void)
              "c2: conv 16 3x3 pad 1\nn2: bn\nrelu\navgpool global\nf1: fc 10\n", batch);
   for (int run = 0; run < 2; run++)
     {
-      g_autoptr (CsProfile) p = cs_profile_run (s.net, gpu, batch, TRUE, 3, 1, NULL, &error);
+      g_autoptr (CsProfile) p = cs_profile_run (s.net, gpu, batch, CS_EXEC_TRAINING, 3, 1, NULL,
+                                                &error);
       g_assert_no_error (error);
       g_assert_nonnull (p);
       g_autofree char *report = cs_profile_report (p, s.g, CS_REPORT_TABLE);

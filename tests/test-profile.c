@@ -336,7 +336,7 @@ test_cpu_profile (void)
   g_autoptr (CsNet) net = lenet (&g);
   g_autoptr (CsBackend) be = cs_cpu_backend_new ();
   GError *error = NULL;
-  g_autoptr (CsProfile) p = cs_profile_run (net, be, 4, TRUE, 3, 1, NULL, &error);
+  g_autoptr (CsProfile) p = cs_profile_run (net, be, 4, CS_EXEC_TRAINING, 3, 1, NULL, &error);
   g_assert_no_error (error);
   double sum = 0;
   for (guint i = 0; i < p->n_nodes; i++)
@@ -380,7 +380,7 @@ test_profile_errors (void)
   g_autoptr (CsBackend) be = cs_cpu_backend_new ();
   GError *error = NULL;
   g_assert_true (be->trace_start (be, &error));
-  g_assert_null (cs_profile_run (net, be, 1, FALSE, 1, 0, NULL, &error));
+  g_assert_null (cs_profile_run (net, be, 1, CS_EXEC_INFERENCE, 1, 0, NULL, &error));
   g_assert_error (error, CS_ERROR, CS_ERROR_USAGE);
   g_assert_nonnull (strstr (error->message, "already running"));
   g_clear_error (&error);
@@ -389,7 +389,7 @@ test_profile_errors (void)
 
   g_autoptr (GCancellable) cancel = g_cancellable_new ();
   g_cancellable_cancel (cancel);
-  g_assert_null (cs_profile_run (net, be, 1, TRUE, 2, 1, cancel, &error));
+  g_assert_null (cs_profile_run (net, be, 1, CS_EXEC_TRAINING, 2, 1, cancel, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
   g_clear_error (&error);
   g_assert_true (be->trace_start (be, &error));

@@ -873,8 +873,8 @@ profile_thread (GTask *task, gpointer source, gpointer data, GCancellable *cance
       return;
     }
   job->backend = g_strdup (be->description);
-  g_autoptr (CsProfile) p = cs_profile_run (net, be, job->batch, job->train, 1, 1, cancellable,
-                                            &error);
+  CsExecFlags flags = job->train ? CS_EXEC_TRAINING : CS_EXEC_INFERENCE;
+  g_autoptr (CsProfile) p = cs_profile_run (net, be, job->batch, flags, 1, 1, cancellable, &error);
   if (p == NULL)
     {
       g_task_return_error (task, error);
