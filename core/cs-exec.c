@@ -28,11 +28,11 @@ struct _CsExec {
   gsize *act_off, *grad_off;    /* per node, in floats; NONE when absent */
   float **w, **b, **dw, **db, **mw, **mb, **rm, **rv, **saved;   /* per node, or NULL */
   float *block[P_COUNT];        /* where the parameters live (alloc_params) */
+  gsize block_len[P_COUNT];
   gint *folded_into;            /* inference: the convolution a batch norm or ReLU is folded
                                  * into, which does its work; -1 when none (fold_into_convs) */
   gboolean *fused_relu;         /* per convolution: applies the ReLU after it */
   float **fold_w, **fold_b;     /* per convolution with a batch norm folded in */
-  gsize block_len[P_COUNT];
   float *work;
   gsize work_len;
   guint *heads;                 /* loss heads: the main output and the auxiliary outputs */
