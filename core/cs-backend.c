@@ -32,3 +32,12 @@ cs_kernel_join_kept (const CsKernelArgs *a, gboolean *kept)
     }
   return k;
 }
+
+CsPoolGeom
+cs_kernel_pool_geom (const CsNode *n, const CsShape *in)
+{
+  guint64 k[2], s[2], p[2], d[2];
+  cs_layer_window (n, in, k, s, p, d);
+  return (CsPoolGeom) { (int) in->h, (int) in->w, (int) k[0], (int) k[1], (int) s[0], (int) s[1],
+                        (int) p[0], (int) p[1], (int) n->shape.h, (int) n->shape.w };
+}

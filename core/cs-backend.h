@@ -3,6 +3,7 @@
 #pragma once
 
 #include "cs-graph.h"
+#include "cs-pool-geom.h"
 
 G_BEGIN_DECLS
 
@@ -122,6 +123,32 @@ struct _CsBackend {
   double peak_tflops;
 };
 
+/* Fills BE's kernel tables from the functions every backend names alike (conv_forward,
+ * conv_backward, ...), so that which functions run which kind is written once. */
+#define CS_BACKEND_KERNEL(be, op, name) \
+  ((be)->forward[op] = name##_forward, (be)->backward[op] = name##_backward)
+#define CS_BACKEND_SET_KERNELS(be) \
+  do { \
+    CS_BACKEND_KERNEL (be, CS_OP_CONV, conv); \
+    CS_BACKEND_KERNEL (be, CS_OP_FC, fc); \
+    CS_BACKEND_KERNEL (be, CS_OP_MAXPOOL, maxpool); \
+    CS_BACKEND_KERNEL (be, CS_OP_AVGPOOL, avgpool); \
+    CS_BACKEND_KERNEL (be, CS_OP_LRN, lrn); \
+    CS_BACKEND_KERNEL (be, CS_OP_BN, bn); \
+    CS_BACKEND_KERNEL (be, CS_OP_RELU, relu); \
+    CS_BACKEND_KERNEL (be, CS_OP_LEAKYRELU, relu); \
+    CS_BACKEND_KERNEL (be, CS_OP_SIGMOID, sigmoid); \
+    CS_BACKEND_KERNEL (be, CS_OP_TANH, tanh); \
+    CS_BACKEND_KERNEL (be, CS_OP_DROPOUT, dropout); \
+    CS_BACKEND_KERNEL (be, CS_OP_DROPPATH, droppath); \
+    CS_BACKEND_KERNEL (be, CS_OP_IDENTITY, copy); \
+    CS_BACKEND_KERNEL (be, CS_OP_FLATTEN, copy); \
+    CS_BACKEND_KERNEL (be, CS_OP_SOFTMAX, softmax); \
+    CS_BACKEND_KERNEL (be, CS_OP_CONCAT, concat); \
+    CS_BACKEND_KERNEL (be, CS_OP_ADD, sum); \
+    CS_BACKEND_KERNEL (be, CS_OP_MEAN, sum); \
+  } while (0)
+
 static inline gboolean
 cs_backend_supports (const CsBackend *be, CsOp op)
 {
@@ -135,6 +162,8 @@ float cs_kernel_droppath_factor (const CsKernelArgs *a);
 /* Which inputs of an add or mean join take part (KEPT, n_in entries) and how many: all, or in
  * training with a mean's local drop-path each with probability 1-p, and at least one. */
 guint cs_kernel_join_kept       (const CsKernelArgs *a, gboolean *kept);
+/* The window of pooling node N over an input of shape IN. */
+CsPoolGeom cs_kernel_pool_geom  (const CsNode *n, const CsShape *in);
 
 void cs_backend_free (CsBackend *be);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (CsBackend, cs_backend_free)

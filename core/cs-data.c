@@ -1,6 +1,7 @@
 /* Datasets: procedural shapes, CIFAR-10, MNIST, image folders, batches. */
 #include "cs-data.h"
 #include "cs-error.h"
+#include "cs-net.h"
 
 #include <cairo.h>
 #include <gdk-pixbuf/gdk-pixbuf.h>
@@ -345,11 +346,18 @@ cs_dataset_shapes (guint n, guint size, guint64 seed)
 static guint64
 derive_seed (guint64 seed)
 {
-  guint64 z = seed + 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  z ^= z >> 31;
+  guint64 z = cs_mix64 (seed);
   return z == seed ? z + 1 : z;
+}
+
+/* Both sets or neither: with VAL NULL (its loader failed and said why) TRAIN is freed too. */
+static gboolean
+both_or_neither (CsDataset **train, CsDataset **val, CsDataset *loaded_val)
+{
+  *val = loaded_val;
+  if (loaded_val == NULL)
+    g_clear_pointer (train, cs_dataset_free);
+  return loaded_val != NULL;
 }
 
 static gboolean
@@ -378,13 +386,8 @@ open_shapes (const char *arg, guint h, guint w, guint64 seed, CsDataset **train,
   if (*train == NULL)
     return FALSE;
   /* A set of fewer than five still gets one validation image, so accuracy is defined. */
-  *val = cs_dataset_shapes_checked (MAX ((guint) n / 5, 1u), size, derive_seed (seed), error);
-  if (*val == NULL)
-    {
-      g_clear_pointer (train, cs_dataset_free);
-      return FALSE;
-    }
-  return TRUE;
+  return both_or_neither (train, val, cs_dataset_shapes_checked (MAX ((guint) n / 5, 1u), size,
+                                                                 derive_seed (seed), error));
 }
 
 /* ---- reading files --------------------------------------------------------------------- */
@@ -658,12 +661,7 @@ open_cifar (const char *dir, CsDataset **train, CsDataset **val, GError **error)
   if (chunk == NULL)
     g_set_error (error, CS_ERROR, CS_ERROR_OUT_OF_MEMORY, "cifar10: cannot allocate a buffer");
   else if ((*train = cifar_load (paths, n_paths, names, chunk, error)) != NULL)
-    {
-      *val = cifar_load (&test_path, 1, names, chunk, error);
-      ok = *val != NULL;
-      if (!ok)
-        g_clear_pointer (train, cs_dataset_free);
-    }
+    ok = both_or_neither (train, val, cifar_load (&test_path, 1, names, chunk, error));
   g_free (chunk);
   for (guint f = 0; f < n_paths; f++)
     g_free (paths[f]);
@@ -829,13 +827,8 @@ open_mnist (const char *dir, CsDataset **train, CsDataset **val, GError **error)
   *train = mnist_load (dir, "train-images-idx3-ubyte", "train-labels-idx1-ubyte", error);
   if (*train == NULL)
     return FALSE;
-  *val = mnist_load (dir, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", error);
-  if (*val == NULL)
-    {
-      g_clear_pointer (train, cs_dataset_free);
-      return FALSE;
-    }
-  return TRUE;
+  return both_or_neither (train, val, mnist_load (dir, "t10k-images-idx3-ubyte",
+                                                  "t10k-labels-idx1-ubyte", error));
 }
 
 /* ---- folders --------------------------------------------------------------------------- */

@@ -135,6 +135,16 @@ be_alloc (CsExec *x, gsize n, const char *what, GError **error)
   return p;
 }
 
+/* Whether NODE is a loss head: the main output or, in training, an auxiliary one. */
+static gboolean
+is_head (const CsExec *x, guint node)
+{
+  for (guint h = 0; h < x->n_heads; h++)
+    if (x->heads[h] == node)
+      return TRUE;
+  return FALSE;
+}
+
 /* Which nodes may overwrite their input: an in-place kind whose input has no other reader, is
  * not the network's input, and, when training, is not needed by either backward. */
 static void
@@ -165,10 +175,7 @@ choose_inplace (CsExec *x)
                           || (cs_layer_class (n->op)->flags & CS_LAYER_BWD_INPUT)))
         continue;
       /* A loss head's logits must survive its softmax. */
-      gboolean head = FALSE;
-      for (guint h = 0; h < x->n_heads; h++)
-        head |= x->heads[h] == v;
-      if (head && x->training)
+      if (is_head (x, v) && x->training)
         continue;
       x->run_inplace[v] = TRUE;
       x->value_of[v] = x->value_of[u->id];
@@ -366,11 +373,8 @@ fold_into_convs (CsExec *x, gboolean fold, GError **error)
       if (n->op != CS_OP_BN || !x->run_inplace[n->id])
         continue;
       const CsNode *u = cs_graph_node (x->g, n->inputs[0]);
-      gboolean head = FALSE;
-      for (guint h = 0; h < x->n_heads; h++)
-        head |= x->heads[h] == u->id;
       CsTensor *w = cs_net_tensor (x->net, x->net->weight[u->id]);
-      if (u->op != CS_OP_CONV || head || x->fold_w[u->id] || w == NULL
+      if (u->op != CS_OP_CONV || is_head (x, u->id) || x->fold_w[u->id] || w == NULL
           || x->net->run_mean[n->id] < 0 || x->net->run_var[n->id] < 0)
         continue;
       if ((x->fold_w[u->id] = be_alloc (x, w->numel, "folded weights", error)) == NULL
@@ -389,10 +393,7 @@ fold_into_convs (CsExec *x, gboolean fold, GError **error)
       guint u = n->inputs[0];
       gint conv = x->folded_into[u] >= 0 ? x->folded_into[u]
                 : cs_graph_node (x->g, u)->op == CS_OP_CONV ? (gint) u : -1;
-      gboolean head = FALSE;
-      for (guint h = 0; h < x->n_heads; h++)
-        head |= x->heads[h] == u;
-      if (conv < 0 || head || x->fused_relu[conv])
+      if (conv < 0 || is_head (x, u) || x->fused_relu[conv])
         continue;
       x->fused_relu[conv] = TRUE;
       x->folded_into[n->id] = conv;
@@ -653,9 +654,8 @@ backward_node (CsExec *x, const CsNode *node, GError **error)
         return FALSE;
       return TRUE;
     }
-  for (guint h = 0; h < x->n_heads; h++)
-    if (x->heads[h] == node->id && node->op == CS_OP_SOFTMAX)
-      return TRUE;  /* the loss started from its input */
+  if (node->op == CS_OP_SOFTMAX && is_head (x, node->id))
+    return TRUE;  /* the loss started from its input */
 
   CsKernelArgs a;
   fill_args (x, node, &a);

@@ -112,12 +112,12 @@ G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Bench, bench_clear)
 
 /* The steps of a profile, between the tracer's start and stop (which the caller makes). */
 static gboolean
-traced_steps (CsProfile *p, CsNet *net, CsBackend *be, Bench *b, double *timed,
-              GCancellable *cancellable, GError **error)
+traced_steps (CsProfile *p, CsNet *net, CsBackend *be, CsExecFlags flags, Bench *b,
+              double *timed, GCancellable *cancellable, GError **error)
 {
   /* Planning (cuDNN measures its algorithms) and the warm-ups are set-up, left out. */
   be->trace_push (be, cs_trace_tag (0, CS_PHASE_SETUP));
-  gboolean ok = bench_init (b, net, be, p->batch, p->flags, error);
+  gboolean ok = bench_init (b, net, be, p->batch, flags, error);
   double warm_ms;
   for (guint r = 0; ok && r < p->warmup; r++)
     ok = !g_cancellable_set_error_if_cancelled (cancellable, error)
@@ -142,7 +142,6 @@ cs_profile_run (CsNet *net, CsBackend *be, guint batch, CsExecFlags flags, guint
   CsGraph *g = net->graph;
   gboolean train = (flags & CS_EXEC_TRAINING) != 0;
   g_autoptr (CsProfile) p = profile_new (g, be, batch, train, iters, warmup);
-  p->flags = flags;
   g_autofree double *plain = g_new0 (double, iters), *timed = g_new0 (double, iters);
   g_auto (Bench) b = { 0 };
 
@@ -150,7 +149,8 @@ cs_profile_run (CsNet *net, CsBackend *be, guint batch, CsExecFlags flags, guint
   if (!be->trace_start (be, error))
     return NULL;
   GError *step_error = NULL;
-  gboolean ok = traced_steps (p, net, be, &b, timed, cancellable, &step_error);
+  gboolean ok = traced_steps (p, net, be, flags, &b, timed, cancellable,
+                              &step_error);
   g_autoptr (GArray) records = be->trace_stop (be, &p->dropped, ok ? error : NULL);
   if (!ok)
     {
@@ -298,12 +298,6 @@ overhead_percent (const CsProfile *p)
   return 100 * (p->timed_step_ms - p->step_ms) / MAX (p->step_ms, 1e-9);
 }
 
-static gboolean
-listed (const CsProfile *p, const CsNode *n)
-{
-  return n->op != CS_OP_INPUT || p->forward_ms[n->id] > 0;  /* the input's upload */
-}
-
 static char *
 report_table (const CsProfile *p, const CsStats *st)
 {
@@ -325,7 +319,7 @@ report_table (const CsProfile *p, const CsStats *st)
       const CsRow *row = &g_array_index (st->unfolded, CsRow, r);
       const CsNode *n = cs_graph_node (g, row->head);
       double f = p->forward_ms[n->id], b = p->backward_ms[n->id];
-      if (!listed (p, n) || (f == 0 && b == 0))
+      if (f == 0 && b == 0)  /* did not run (the input's row is its upload) */
         continue;
       g_autofree char *shape = cs_shape_to_string (&n->shape);
       g_autofree char *macs = cs_format_si (row->st.macs * p->batch);
@@ -403,7 +397,7 @@ report_json (const CsProfile *p, const CsStats *st)
   for (guint i = 0; i < p->n_nodes; i++)
     {
       const CsNode *n = cs_graph_node (g, i);
-      if (!listed (p, n) || (p->forward_ms[i] == 0 && p->backward_ms[i] == 0))
+      if (p->forward_ms[i] == 0 && p->backward_ms[i] == 0)
         continue;
       json_builder_begin_object (b);
       STR ("name", n->name);

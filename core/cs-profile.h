@@ -15,7 +15,6 @@ typedef struct {
   char *model, *device;       /* the graph's name; the backend's description */
   guint batch, iters, warmup;
   gboolean train;
-  CsExecFlags flags;          /* as the executor was made */
   guint n_nodes;
   /* Per node, per step (means over the timed steps): the time of its forward and backward work
    * (the sum of its kernels' durations on a GPU, wall time on the CPU), 0 when it did not run;

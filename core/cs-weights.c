@@ -524,6 +524,20 @@ cs_safetensors_load (const char *path, CsTensor *const *tensors, guint n, GError
   return cs_safetensors_load_full (path, tensors, n, NULL, error);
 }
 
+/* PATH mapped read-only; an error of the CS_ERROR_IO kind, naming the file, if it cannot be. */
+static GMappedFile *
+map_file (const char *path, GError **error)
+{
+  GError *local = NULL;
+  GMappedFile *mf = g_mapped_file_new (path, FALSE, &local);
+  if (mf == NULL)
+    {
+      g_set_error (error, CS_ERROR, CS_ERROR_IO, "%s", local->message);
+      g_error_free (local);
+    }
+  return mf;
+}
+
 gboolean
 cs_safetensors_load_full (const char *path, CsTensor *const *tensors, guint n,
                           GHashTable **metadata, GError **error)
@@ -537,14 +551,9 @@ cs_safetensors_load_full (const char *path, CsTensor *const *tensors, guint n,
 
   g_autoptr (GHashTable) meta = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   g_autofree char *display = g_filename_display_name (path);
-  GError *local = NULL;
-  g_autoptr (GMappedFile) mf = g_mapped_file_new (path, FALSE, &local);
+  g_autoptr (GMappedFile) mf = map_file (path, error);
   if (mf == NULL)
-    {
-      g_set_error (error, CS_ERROR, CS_ERROR_IO, "%s", local->message);
-      g_error_free (local);
-      return FALSE;
-    }
+    return FALSE;
   const guint8 *bytes = (const guint8 *) g_mapped_file_get_contents (mf);
   guint64 size = g_mapped_file_get_length (mf);
 
@@ -594,6 +603,7 @@ cs_safetensors_load_full (const char *path, CsTensor *const *tensors, guint n,
       return FALSE;
     }
   g_autoptr (JsonParser) parser = json_parser_new_immutable ();
+  GError *local = NULL;
   if (!json_parser_load_from_data (parser, header, (gssize) header_len, &local))
     {
       g_set_error (error, CS_ERROR, CS_ERROR_IO, "%s: the header is not valid JSON: %s",
@@ -871,14 +881,9 @@ cs_npy_read (const char *path, guint *rank, guint64 shape[CS_TENSOR_MAX_RANK], G
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
   g_autofree char *display = g_filename_display_name (path);
-  GError *local = NULL;
-  g_autoptr (GMappedFile) mf = g_mapped_file_new (path, FALSE, &local);
+  g_autoptr (GMappedFile) mf = map_file (path, error);
   if (mf == NULL)
-    {
-      g_set_error (error, CS_ERROR, CS_ERROR_IO, "%s", local->message);
-      g_error_free (local);
-      return NULL;
-    }
+    return NULL;
   const char *bytes = g_mapped_file_get_contents (mf);
   guint64 size = g_mapped_file_get_length (mf);
 

@@ -297,7 +297,7 @@ cs_cu_concat_backward (cudaStream_t s, const float *dy, float *dx, size_t batch,
 // One thread per output. Max pooling clips the window to the input (padding never wins) and
 // gives 0 to a window wholly in the padding; backward routes to the first maximum in scan order.
 __global__ static void
-maxpool_fwd_k (const float *x, float *y, size_t n, CsCuPool g)
+maxpool_fwd_k (const float *x, float *y, size_t n, CsPoolGeom g)
 {
   FOR_EACH (o, n)
     {
@@ -319,7 +319,7 @@ maxpool_fwd_k (const float *x, float *y, size_t n, CsCuPool g)
 }
 
 __global__ static void
-maxpool_bwd_k (const float *x, const float *y, const float *dy, float *dx, size_t n, CsCuPool g)
+maxpool_bwd_k (const float *x, const float *y, const float *dy, float *dx, size_t n, CsPoolGeom g)
 {
   FOR_EACH (o, n)
     {
@@ -342,7 +342,7 @@ maxpool_bwd_k (const float *x, const float *y, const float *dy, float *dx, size_
 
 // Average pooling divides by the window clipped to the padded input, as the CPU backend does.
 __global__ static void
-avgpool_k (const float *x, float *y, const float *dy, float *dx, size_t n, CsCuPool g)
+avgpool_k (const float *x, float *y, const float *dy, float *dx, size_t n, CsPoolGeom g)
 {
   FOR_EACH (o, n)
     {
@@ -373,7 +373,7 @@ avgpool_k (const float *x, float *y, const float *dy, float *dx, size_t n, CsCuP
 }
 
 extern "C" cudaError_t
-cs_cu_maxpool_forward (cudaStream_t s, const float *x, float *y, size_t planes, CsCuPool g)
+cs_cu_maxpool_forward (cudaStream_t s, const float *x, float *y, size_t planes, CsPoolGeom g)
 {
   size_t n = planes * g.oh * g.ow;
   LAUNCH (maxpool_fwd_k, n, x, y, n, g);
@@ -381,21 +381,21 @@ cs_cu_maxpool_forward (cudaStream_t s, const float *x, float *y, size_t planes, 
 
 extern "C" cudaError_t
 cs_cu_maxpool_backward (cudaStream_t s, const float *x, const float *y, const float *dy,
-                        float *dx, size_t planes, CsCuPool g)
+                        float *dx, size_t planes, CsPoolGeom g)
 {
   size_t n = planes * g.oh * g.ow;
   LAUNCH (maxpool_bwd_k, n, x, y, dy, dx, n, g);
 }
 
 extern "C" cudaError_t
-cs_cu_avgpool_forward (cudaStream_t s, const float *x, float *y, size_t planes, CsCuPool g)
+cs_cu_avgpool_forward (cudaStream_t s, const float *x, float *y, size_t planes, CsPoolGeom g)
 {
   size_t n = planes * g.oh * g.ow;
   LAUNCH (avgpool_k, n, x, y, (const float *) 0, (float *) 0, n, g);
 }
 
 extern "C" cudaError_t
-cs_cu_avgpool_backward (cudaStream_t s, const float *dy, float *dx, size_t planes, CsCuPool g)
+cs_cu_avgpool_backward (cudaStream_t s, const float *dy, float *dx, size_t planes, CsPoolGeom g)
 {
   size_t n = planes * g.oh * g.ow;
   LAUNCH (avgpool_k, n, (const float *) 0, (float *) 0, dy, dx, n, g);

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <cuda_runtime_api.h>
 
+#include "cs-pool-geom.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -44,18 +46,14 @@ cudaError_t cs_cu_concat_backward (cudaStream_t s, const float *dy, float *dx, s
                                    size_t iv, size_t ov, size_t off);
 
 /* Pooling over PLANES planes of H x W into OH x OW, windows clipped as the CPU backend does. */
-typedef struct {
-  int h, w, kh, kw, sh, sw, ph, pw, oh, ow;
-} CsCuPool;
-
 cudaError_t cs_cu_maxpool_forward (cudaStream_t s, const float *x, float *y, size_t planes,
-                                   CsCuPool g);
+                                   CsPoolGeom g);
 cudaError_t cs_cu_maxpool_backward (cudaStream_t s, const float *x, const float *y,
-                                    const float *dy, float *dx, size_t planes, CsCuPool g);
+                                    const float *dy, float *dx, size_t planes, CsPoolGeom g);
 cudaError_t cs_cu_avgpool_forward (cudaStream_t s, const float *x, float *y, size_t planes,
-                                   CsCuPool g);
+                                   CsPoolGeom g);
 cudaError_t cs_cu_avgpool_backward (cudaStream_t s, const float *dy, float *dx, size_t planes,
-                                    CsCuPool g);
+                                    CsPoolGeom g);
 
 /* Cross-channel LRN: scale = k + COEF * the sum of x^2 over channels c-size/2..c+size/2, with
  * COEF = alpha/size; backward's COEF2 = 2 alpha beta / size (both rounded to float as the CPU). */

@@ -574,14 +574,10 @@ fc_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
 
 /* ---- pooling (own kernels: cuDNN's ceil mode and clipped averages differ from cnnscope's) -- */
 
-static CsCuPool
+static CsPoolGeom
 pool_geom (const CsKernelArgs *a)
 {
-  guint64 k[2], s[2], p[2], d[2];
-  cs_layer_window (a->node, &a->in_shape[0], k, s, p, d);
-  return (CsCuPool) { (int) a->in_shape[0].h, (int) a->in_shape[0].w, (int) k[0], (int) k[1],
-                      (int) s[0], (int) s[1], (int) p[0], (int) p[1], (int) a->node->shape.h,
-                      (int) a->node->shape.w };
+  return cs_kernel_pool_geom (a->node, &a->in_shape[0]);
 }
 
 static gboolean
@@ -1324,26 +1320,7 @@ cs_cuda_backend_new (CsMath math, GError **error)
   be->clock_stop = cuda_clock_stop;
   be->describe = cuda_describe;
   be->memory = cuda_memory;
-#define KERNELS(op, f, b) be->forward[op] = f, be->backward[op] = b
-  KERNELS (CS_OP_CONV, conv_forward, conv_backward);
-  KERNELS (CS_OP_FC, fc_forward, fc_backward);
-  KERNELS (CS_OP_MAXPOOL, maxpool_forward, maxpool_backward);
-  KERNELS (CS_OP_AVGPOOL, avgpool_forward, avgpool_backward);
-  KERNELS (CS_OP_LRN, lrn_forward, lrn_backward);
-  KERNELS (CS_OP_BN, bn_forward, bn_backward);
-  KERNELS (CS_OP_RELU, relu_forward, relu_backward);
-  KERNELS (CS_OP_LEAKYRELU, relu_forward, relu_backward);
-  KERNELS (CS_OP_SIGMOID, sigmoid_forward, sigmoid_backward);
-  KERNELS (CS_OP_TANH, tanh_forward, tanh_backward);
-  KERNELS (CS_OP_DROPOUT, dropout_forward, dropout_backward);
-  KERNELS (CS_OP_DROPPATH, droppath_forward, droppath_backward);
-  KERNELS (CS_OP_IDENTITY, copy_forward, copy_backward);
-  KERNELS (CS_OP_FLATTEN, copy_forward, copy_backward);
-  KERNELS (CS_OP_SOFTMAX, softmax_forward, softmax_backward);
-  KERNELS (CS_OP_CONCAT, concat_forward, concat_backward);
-  KERNELS (CS_OP_ADD, sum_forward, sum_backward);
-  KERNELS (CS_OP_MEAN, sum_forward, sum_backward);
-#undef KERNELS
+  CS_BACKEND_SET_KERNELS (be);
   if (!cuda_setup (cu, error))
     {
       cuda_destroy (be);

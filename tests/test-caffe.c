@@ -5,36 +5,11 @@
 #include "cs-parser.h"
 #include "cs-stats.h"
 #include "cs-zoo.h"
+#include "test-util.h"
 
 #include <glib/gstdio.h>
 #include <math.h>
 #include <string.h>
-
-static const char *code_names[] = {
-  "PARSE", "NAME", "CYCLE", "SHAPE", "OVERFLOW", "LIMIT", "IO", "UNSUPPORTED", "OUT_OF_MEMORY",
-  "DEVICE", "USAGE",
-};
-
-static const char *
-code_name (gint code)
-{
-  return code >= 0 && code < (gint) G_N_ELEMENTS (code_names) ? code_names[code] : "?";
-}
-
-/* Marks the test failed and logs the failure (TAP keeps only the first line of the first one). */
-static void
-fail (const char *format, ...) G_GNUC_PRINTF (1, 2);
-
-static void
-fail (const char *format, ...)
-{
-  va_list ap;
-  va_start (ap, format);
-  g_autofree char *msg = g_strdup_vprintf (format, ap);
-  va_end (ap);
-  g_test_message ("FAIL: %s", msg);
-  g_test_fail_printf ("%.*s", (int) strcspn (msg, "\n"), msg);
-}
 
 static char *
 read_data (const char *name, gsize *len)

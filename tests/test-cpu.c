@@ -5,29 +5,10 @@
 #include "cs-blas.h"
 #include "cs-exec.h"
 #include "cs-parser.h"
+#include "test-util.h"
 
 #include <math.h>
 #include <string.h>
-
-/* ---- Test data ------------------------------------------------------------------------------ */
-
-/* Test data come from the test's own splitmix64, so that they stay put whatever the library
- * does to its generator. */
-static guint64
-splitmix (guint64 x)
-{
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
-/* Uniform in [-1, 1). */
-static double
-unif (guint64 seed, guint64 i)
-{
-  return (splitmix (seed ^ splitmix (i)) >> 11) * (2.0 / 9007199254740992.0) - 1.0;
-}
 
 /* ---- A graph, its parameters and an executor ------------------------------------------------ */
 
@@ -41,16 +22,6 @@ typedef struct {
   float *input;
   guint labels[16];
 } Rig;
-
-static CsGraph *
-parse (const char *text)
-{
-  GError *error = NULL;
-  CsGraph *g = cs_parse_model ("t.cnn", text, strlen (text), &error);
-  g_assert_no_error (error);
-  g_assert_nonnull (g);
-  return g;
-}
 
 static void
 rig_set_input (Rig *r, guint64 seed)

@@ -54,15 +54,6 @@ run_cpu (gboolean forward, CsKernelArgs *a)
   g_assert_no_error (error);
 }
 
-static CsCuPool
-pool_geom (const CsNode *n, const CsShape *in)
-{
-  guint64 k[2], s[2], p[2], d[2];
-  cs_layer_window (n, in, k, s, p, d);
-  return (CsCuPool) { (int) in->h, (int) in->w, (int) k[0], (int) k[1], (int) s[0], (int) s[1],
-                      (int) p[0], (int) p[1], (int) n->shape.h, (int) n->shape.w };
-}
-
 /* ---- layers with one input ---------------------------------------------------------------- */
 
 typedef struct {
@@ -153,14 +144,15 @@ test_single (gconstpointer data)
 
   const CsLayerParams *p = &n->p;
   gsize planes = (gsize) batch * in.c, hw = (gsize) in.h * in.w;
+  CsPoolGeom window = cs_kernel_pool_geom (n, &in);
   float slope = n->op == CS_OP_LEAKYRELU ? (float) p->p : 0.0f;
   float lrn_coef = (float) (p->alpha / p->size);
   cudaStream_t s = 0;
   cudaError_t e = cudaErrorInvalidValue;
   switch (n->op)
     {
-    case CS_OP_MAXPOOL: e = cs_cu_maxpool_forward (s, xg, yg, planes, pool_geom (n, &in)); break;
-    case CS_OP_AVGPOOL: e = cs_cu_avgpool_forward (s, xg, yg, planes, pool_geom (n, &in)); break;
+    case CS_OP_MAXPOOL: e = cs_cu_maxpool_forward (s, xg, yg, planes, window); break;
+    case CS_OP_AVGPOOL: e = cs_cu_avgpool_forward (s, xg, yg, planes, window); break;
     case CS_OP_LRN:
       e = cs_cu_lrn_forward (s, xg, yg, batch, (int) in.c, hw, (int) p->size, lrn_coef,
                              (float) p->beta, (float) p->k);
@@ -196,9 +188,9 @@ test_single (gconstpointer data)
   switch (n->op)
     {
     case CS_OP_MAXPOOL:
-      e = cs_cu_maxpool_backward (s, xg, yg, dy, dxg, planes, pool_geom (n, &in));
+      e = cs_cu_maxpool_backward (s, xg, yg, dy, dxg, planes, window);
       break;
-    case CS_OP_AVGPOOL: e = cs_cu_avgpool_backward (s, dy, dxg, planes, pool_geom (n, &in)); break;
+    case CS_OP_AVGPOOL: e = cs_cu_avgpool_backward (s, dy, dxg, planes, window); break;
     case CS_OP_LRN:
       e = cs_cu_lrn_backward (s, xg, yg, dy, dxg, batch, (int) in.c, hw, (int) p->size, lrn_coef,
                               (float) (2.0 * p->alpha * p->beta / p->size), (float) p->beta,

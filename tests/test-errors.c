@@ -2,21 +2,11 @@
 #include "cs-error.h"
 #include "cs-parser.h"
 #include "cs-stats.h"
+#include "test-util.h"
 
 #include <glib/gstdio.h>
 #include <stdio.h>
 #include <stdlib.h>
-
-static const char *code_names[] = {
-  "PARSE", "NAME", "CYCLE", "SHAPE", "OVERFLOW", "LIMIT", "IO", "UNSUPPORTED", "OUT_OF_MEMORY",
-  "DEVICE", "USAGE",
-};
-
-static const char *
-code_name (gint code)
-{
-  return code >= 0 && code < (gint) G_N_ELEMENTS (code_names) ? code_names[code] : "?";
-}
 
 /* Line LINE (from 1) of TEXT without its "\n" or "\r\n"; NULL when there is no such line. */
 static char *
@@ -57,22 +47,6 @@ caret_line (const char *line, guint col)
     }
   g_string_append_c (s, '^');
   return g_string_free (s, FALSE);
-}
-
-/* Marks the test failed, and logs every failure (TAP keeps only the first one's text). */
-static void
-fail (const char *format, ...) G_GNUC_PRINTF (1, 2);
-
-static void
-fail (const char *format, ...)
-{
-  va_list ap;
-  va_start (ap, format);
-  g_autofree char *msg = g_strdup_vprintf (format, ap);
-  va_end (ap);
-  g_test_message ("FAIL: %s", msg);
-  /* The TAP line holds only the first line of the message. */
-  g_test_fail_printf ("%.*s", (int) strcspn (msg, "\n"), msg);
 }
 
 /* Checks ERROR against what a user must be told; reports every mismatch with the test's source

@@ -12,25 +12,10 @@
 #include "cs-profile.h"
 #include "cs-train.h"
 #include "cs-zoo.h"
+#include "test-util.h"
 
 #include <math.h>
 #include <string.h>
-
-static guint64
-splitmix (guint64 x)
-{
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
-/* Uniform in [-1, 1). */
-static double
-unif (guint64 seed, guint64 i)
-{
-  return (splitmix (seed ^ splitmix (i)) >> 11) * (2.0 / 9007199254740992.0) - 1.0;
-}
 
 /* ---- the CUDA backend, opened once per math mode ------------------------------------------ */
 

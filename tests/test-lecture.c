@@ -3,17 +3,7 @@
 #include "cs-parser.h"
 #include "cs-stats.h"
 #include "cs-zoo.h"
-
-static CsStats *
-load (const char *name)
-{
-  GError *error = NULL;
-  g_autoptr (CsGraph) g = cs_load_model (name, &error);
-  g_assert_no_error (error);
-  CsStats *st = cs_stats_compute (g, 1, &error);
-  g_assert_no_error (error);
-  return st;
-}
+#include "test-util.h"
 
 static CsStats *
 load_text (const char *text)

@@ -7,19 +7,10 @@
 #include "cs-parser.h"
 #include "cs-profile.h"
 #include "cs-zoo.h"
+#include "test-util.h"
 
 #include <math.h>
 #include <string.h>
-
-static CsGraph *
-parse (const char *text)
-{
-  GError *error = NULL;
-  CsGraph *g = cs_parse_model ("t.cnn", text, strlen (text), &error);
-  g_assert_no_error (error);
-  g_assert_nonnull (g);
-  return g;
-}
 
 /* ---- The executor's tags ------------------------------------------------------------------ */
 

@@ -3,6 +3,7 @@
  * the papers' published counts, and the Caffe deploy files' check values. */
 #include "cs-stats.h"
 #include "cs-zoo.h"
+#include "test-util.h"
 
 #include <math.h>
 
@@ -41,17 +42,6 @@ static const Pinned pinned[] = {
   { "wrn_28_10_cifar", 36479194, 5243328768 },      /* Zagoruyko & Komodakis 2016: 36.5M */
   { "zfnet", 107627624, 2476704896 },
 };
-
-static CsStats *
-load (const char *name)
-{
-  GError *error = NULL;
-  g_autoptr (CsGraph) g = cs_load_model (name, &error);
-  g_assert_no_error (error);
-  CsStats *st = cs_stats_compute (g, 1, &error);
-  g_assert_no_error (error);
-  return st;
-}
 
 static void
 test_pinned (gconstpointer data)

@@ -403,17 +403,15 @@ winograd_run (const float *x, int C, int H, int W, float *y, int K, int OH, int 
 static gboolean
 winograd_forward (const CsKernelArgs *a)
 {
-  const CsNode *n = a->node;
-  int C = (int) a->in_shape[0].c, H = (int) a->in_shape[0].h, W = (int) a->in_shape[0].w;
-  int K = (int) n->p.out, OH = (int) n->shape.h, OW = (int) n->shape.w;
-  guint tile = winograd_tile (C, K, OH, OW, a->batch);
-  float *U = a->work, *rest = a->work + 16 * (gsize) K * C;
-  winograd_filters (a->w, K, C, FALSE, U, rest);
-  gsize in_vol = (gsize) C * H * W, out_vol = (gsize) K * OH * OW;
+  ConvGeom g = conv_geom (a);  /* one group: g.c is all the input channels */
+  int K = (int) a->node->p.out;
+  guint tile = winograd_tile (g.c, K, g.oh, g.ow, a->batch);
+  float *U = a->work, *rest = a->work + 16 * (gsize) K * g.c;
+  winograd_filters (a->w, K, g.c, FALSE, U, rest);
+  gsize in_vol = (gsize) g.c * g.h * g.w, out_vol = (gsize) K * g.oh * g.ow;
   for (guint b0 = 0; b0 < a->batch; b0 += tile)
-    winograd_run (a->in[0] + b0 * in_vol, C, H, W, a->out + b0 * out_vol, K, OH, OW,
-                  conv_geom (a).ph, conv_geom (a).pw, MIN (tile, a->batch - b0), U, a->b,
-                  a->relu, FALSE, rest);
+    winograd_run (a->in[0] + b0 * in_vol, g.c, g.h, g.w, a->out + b0 * out_vol, K, g.oh, g.ow,
+                  g.ph, g.pw, MIN (tile, a->batch - b0), U, a->b, a->relu, FALSE, rest);
   return TRUE;
 }
 
@@ -422,17 +420,16 @@ winograd_forward (const CsKernelArgs *a)
 static void
 winograd_backward_data (const CsKernelArgs *a)
 {
-  const CsNode *n = a->node;
-  int C = (int) a->in_shape[0].c, H = (int) a->in_shape[0].h, W = (int) a->in_shape[0].w;
-  int K = (int) n->p.out, OH = (int) n->shape.h, OW = (int) n->shape.w;
-  guint tile = winograd_tile (K, C, H, W, a->batch);
-  float *U = a->work, *rest = a->work + 16 * (gsize) K * C;
-  winograd_filters (a->w, K, C, TRUE, U, rest);
-  gsize in_vol = (gsize) C * H * W, out_vol = (gsize) K * OH * OW;
+  ConvGeom g = conv_geom (a);
+  int K = (int) a->node->p.out;
+  guint tile = winograd_tile (K, g.c, g.h, g.w, a->batch);
+  float *U = a->work, *rest = a->work + 16 * (gsize) K * g.c;
+  winograd_filters (a->w, K, g.c, TRUE, U, rest);
+  gsize in_vol = (gsize) g.c * g.h * g.w, out_vol = (gsize) K * g.oh * g.ow;
   for (guint b0 = 0; b0 < a->batch; b0 += tile)
-    winograd_run (a->d_out + b0 * out_vol, K, OH, OW, a->d_in[0] + b0 * in_vol, C, H, W,
-                  2 - conv_geom (a).ph, 2 - conv_geom (a).pw, MIN (tile, a->batch - b0), U,
-                  NULL, FALSE, TRUE, rest);
+    winograd_run (a->d_out + b0 * out_vol, K, g.oh, g.ow, a->d_in[0] + b0 * in_vol, g.c, g.h,
+                  g.w, 2 - g.ph, 2 - g.pw, MIN (tile, a->batch - b0), U, NULL, FALSE, TRUE,
+                  rest);
 }
 
 /* Workspace of a tile: the column matrix [K, T*HW], then the output or its gradient [Cog, T*HW]. */
@@ -655,20 +652,6 @@ fc_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
 
 /* ---- pooling ------------------------------------------------------------------------------ */
 
-typedef struct {
-  int h, w, kh, kw, sh, sw, ph, pw, oh, ow;
-} PoolGeom;
-
-static PoolGeom
-pool_geom (const CsKernelArgs *a)
-{
-  guint64 k[2], s[2], p[2], d[2];
-  cs_layer_window (a->node, &a->in_shape[0], k, s, p, d);
-  return (PoolGeom) { (int) a->in_shape[0].h, (int) a->in_shape[0].w, (int) k[0], (int) k[1],
-                      (int) s[0], (int) s[1], (int) p[0], (int) p[1], (int) a->node->shape.h,
-                      (int) a->node->shape.w };
-}
-
 /* Max pooling takes the row maxima first (contiguous, so vectorised), then the window maxima
  * along them. In training it also keeps where each window's first maximum in scan order is (the
  * smallest row, then column, holding it), from the row each column's maximum is first in:
@@ -676,7 +659,7 @@ pool_geom (const CsKernelArgs *a)
 static gboolean
 maxpool_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
 {
-  PoolGeom g = pool_geom (a);
+  CsPoolGeom g = cs_kernel_pool_geom (a->node, &a->in_shape[0]);
   gsize planes = (gsize) a->batch * a->in_shape[0].c;
   float *restrict rowmax = a->work;
   gint32 *restrict rowarg = (gint32 *) (a->work + g.w);
@@ -755,7 +738,7 @@ maxpool_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
 {
   if (a->d_in[0] == NULL)
     return TRUE;
-  PoolGeom g = pool_geom (a);
+  CsPoolGeom g = cs_kernel_pool_geom (a->node, &a->in_shape[0]);
   gsize planes = (gsize) a->batch * a->in_shape[0].c, n = (gsize) g.oh * g.ow;
   const gint32 *where = (const gint32 *) a->saved;
   for (gsize pl = 0; pl < planes; pl++)
@@ -774,7 +757,7 @@ maxpool_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
 static gboolean
 avgpool_run (const CsKernelArgs *a, gboolean backward)
 {
-  PoolGeom g = pool_geom (a);
+  CsPoolGeom g = cs_kernel_pool_geom (a->node, &a->in_shape[0]);
   gsize planes = (gsize) a->batch * a->in_shape[0].c;
   for (gsize pl = 0; pl < planes; pl++)
     {
@@ -1474,25 +1457,6 @@ cs_cpu_backend_new (void)
   be->trace_push = cpu_trace_push;
   be->trace_pop = cpu_trace_pop;
   be->trace_stop = cpu_trace_stop;
-#define KERNELS(op, f, b) be->forward[op] = f, be->backward[op] = b
-  KERNELS (CS_OP_CONV, conv_forward, conv_backward);
-  KERNELS (CS_OP_FC, fc_forward, fc_backward);
-  KERNELS (CS_OP_MAXPOOL, maxpool_forward, maxpool_backward);
-  KERNELS (CS_OP_AVGPOOL, avgpool_forward, avgpool_backward);
-  KERNELS (CS_OP_LRN, lrn_forward, lrn_backward);
-  KERNELS (CS_OP_BN, bn_forward, bn_backward);
-  KERNELS (CS_OP_RELU, relu_forward, relu_backward);
-  KERNELS (CS_OP_LEAKYRELU, relu_forward, relu_backward);
-  KERNELS (CS_OP_SIGMOID, sigmoid_forward, sigmoid_backward);
-  KERNELS (CS_OP_TANH, tanh_forward, tanh_backward);
-  KERNELS (CS_OP_DROPOUT, dropout_forward, dropout_backward);
-  KERNELS (CS_OP_DROPPATH, droppath_forward, droppath_backward);
-  KERNELS (CS_OP_IDENTITY, copy_forward, copy_backward);
-  KERNELS (CS_OP_FLATTEN, copy_forward, copy_backward);
-  KERNELS (CS_OP_SOFTMAX, softmax_forward, softmax_backward);
-  KERNELS (CS_OP_CONCAT, concat_forward, concat_backward);
-  KERNELS (CS_OP_ADD, sum_forward, sum_backward);
-  KERNELS (CS_OP_MEAN, sum_forward, sum_backward);
-#undef KERNELS
+  CS_BACKEND_SET_KERNELS (be);
   return be;
 }

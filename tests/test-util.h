@@ -1,0 +1,79 @@
+/* Helpers several tests share: test data from the tests' own generator, a model from text or
+ * by name, error codes by name, and failures that let a test report every mismatch before it
+ * ends. Header-only, since each test is a program of its own. */
+#pragma once
+
+#include "cs-error.h"
+#include "cs-parser.h"
+#include "cs-stats.h"
+#include "cs-zoo.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+/* Test data come from the tests' own splitmix64, so that they stay put whatever the library
+ * does to its generator. */
+static inline guint64
+splitmix (guint64 x)
+{
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+/* Uniform in [-1, 1). */
+static inline double
+unif (guint64 seed, guint64 i)
+{
+  return (splitmix (seed ^ splitmix (i)) >> 11) * (2.0 / 9007199254740992.0) - 1.0;
+}
+
+/* A model written in the .cnn language, which must parse. */
+static inline CsGraph *
+parse (const char *text)
+{
+  GError *error = NULL;
+  CsGraph *g = cs_parse_model ("t.cnn", text, strlen (text), &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (g);
+  return g;
+}
+
+/* The statistics of a bundled model at batch 1. */
+static inline CsStats *
+load (const char *name)
+{
+  GError *error = NULL;
+  g_autoptr (CsGraph) g = cs_load_model (name, &error);
+  g_assert_no_error (error);
+  CsStats *st = cs_stats_compute (g, 1, &error);
+  g_assert_no_error (error);
+  return st;
+}
+
+/* CS_ERROR's codes by name, for messages. */
+static inline const char *
+code_name (gint code)
+{
+  static const char *const names[] = {
+    "PARSE", "NAME", "CYCLE", "SHAPE", "OVERFLOW", "LIMIT", "IO", "UNSUPPORTED",
+    "OUT_OF_MEMORY", "DEVICE", "USAGE",
+  };
+  return code >= 0 && code < (gint) G_N_ELEMENTS (names) ? names[code] : "?";
+}
+
+/* Marks the test failed and logs the failure, so that it goes on to report the next one (TAP
+ * keeps only the first line of the first failure's message). */
+static inline void fail (const char *format, ...) G_GNUC_PRINTF (1, 2);
+
+static inline void
+fail (const char *format, ...)
+{
+  va_list ap;
+  va_start (ap, format);
+  g_autofree char *msg = g_strdup_vprintf (format, ap);
+  va_end (ap);
+  g_test_message ("FAIL: %s", msg);
+  g_test_fail_printf ("%.*s", (int) strcspn (msg, "\n"), msg);
+}
