@@ -19,17 +19,23 @@ kernels_for_cpu (void)
   return NULL;
 }
 
+gboolean
+cs_blas_generic (void)
+{
+  const char *core = openblas_get_corename ();
+  return core && (g_ascii_strcasecmp (core, "Prescott") == 0
+                  || g_ascii_strcasecmp (core, "Core2") == 0
+                  || g_ascii_strcasecmp (core, "Nehalem") == 0);
+}
+
 void
 cs_blas_init (char **argv)
 {
   const char *automatic = g_getenv ("CNNSCOPE_BLAS_AUTO");
   if (g_getenv ("OPENBLAS_CORETYPE") || (automatic && g_str_equal (automatic, "0")))
     return;
-  const char *core = openblas_get_corename ();
   /* Only the generic fallbacks are replaced; a core OpenBLAS recognised is left alone. */
-  if (core == NULL || !(g_ascii_strcasecmp (core, "Prescott") == 0
-                        || g_ascii_strcasecmp (core, "Core2") == 0
-                        || g_ascii_strcasecmp (core, "Nehalem") == 0))
+  if (!cs_blas_generic ())
     return;
   const char *want = kernels_for_cpu ();
   if (want == NULL)
@@ -44,7 +50,9 @@ const char *
 cs_blas_describe (void)
 {
   static char text[128];
-  g_snprintf (text, sizeof text, "OpenBLAS %s kernels, %d threads", openblas_get_corename (),
-              openblas_get_num_threads ());
+  int parallel = openblas_get_parallel ();
+  g_snprintf (text, sizeof text, "OpenBLAS %s kernels, %d %sthreads", openblas_get_corename (),
+              openblas_get_num_threads (), parallel == 2 ? "OpenMP " : parallel == 1
+              ? "POSIX " : "");
   return text;
 }

@@ -12,7 +12,10 @@ G_BEGIN_DECLS
  * CNNSCOPE_BLAS_AUTO=0 or the variable is already set. */
 void        cs_blas_init (char **argv);
 
-/* "SkylakeX, 2 threads" */
+/* Whether OpenBLAS runs the generic kernels it falls back to for a CPU it does not know. */
+gboolean    cs_blas_generic (void);
+
+/* "OpenBLAS SkylakeX kernels, 2 OpenMP threads" */
 const char *cs_blas_describe (void);
 
 G_END_DECLS

@@ -9,6 +9,9 @@
 
 #include <math.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 /* ---- A graph, its parameters and an executor ------------------------------------------------ */
 
@@ -1679,6 +1682,64 @@ test_param_blocks (void)
   rig_free (dev);
 }
 
+/* The CPU kernels share their loops out between threads so that each value is computed by one
+ * thread in one order: a training step gives the same bits on one thread as on three. The shapes
+ * are large enough for every parallel loop to run on several threads (Winograd's transforms, the
+ * column matrix, pooling, normalisation, joins) and for max pooling to meet ties. OpenBLAS's
+ * tuned kernels give the same bits too; its generic ones (test-cpu-generic) round some products
+ * differently when the threads share them out otherwise, so there the results agree to 1e-5. */
+static void
+test_threads_same_bits (void)
+{
+#ifndef _OPENMP
+  g_test_skip ("built without OpenMP: the CPU kernels run on one thread");
+#else
+  const char *text = "input 48x48x3\nc1: conv 16 3x3 pad 1\nbn\nrelu\n"
+                     "c2: conv 16 3x3 pad 1 nobias\nbn\nrelu\nlrn 5\n"
+                     "concat { { conv 8 1x1 } { conv 8 3x3 pad 1 } }\nrelu\n"
+                     "maxpool 3x3 stride 2 pad 1\nadd { { conv 16 1x1; bn } { } }\n"
+                     "sigmoid\navgpool 2x2 stride 2\ndropout 0.3\nfc 10\nsoftmax\n";
+  int was = omp_get_max_threads ();
+  Rig *r[2];
+  CsStepResult res[2][3];
+  for (int k = 0; k < 2; k++)
+    {
+      omp_set_num_threads (k == 0 ? 1 : 3);
+      r[k] = rig_new (text, 3);
+      rig_exec (r[k], TRUE, 5);  /* planned for this many threads */
+      GError *error = NULL;
+      for (guint step = 0; step < 3; step++)
+        {
+          g_assert_true (cs_exec_train_step (r[k]->x, r[k]->input, r[k]->labels, 3, 0.05f,
+                                             0.9f, 1e-3f, &res[k][step], &error));
+          g_assert_no_error (error);
+        }
+      g_assert_true (cs_exec_sync_to_net (r[k]->x, &error));
+      g_assert_no_error (error);
+    }
+  omp_set_num_threads (was);
+  gboolean exact = !cs_blas_generic ();
+  for (guint step = 0; step < 3; step++)
+    if (exact)
+      g_assert_cmpfloat (res[0][step].loss, ==, res[1][step].loss);
+    else
+      g_assert_cmpfloat_with_epsilon (res[0][step].loss, res[1][step].loss, 1e-5);
+  g_assert_cmpfloat (res[0][0].loss, !=, res[0][2].loss);  /* the steps did change the weights */
+  for (guint t = 0; t < r[0]->net->tensors->len; t++)
+    {
+      CsTensor *x = r[0]->net->tensors->pdata[t], *y = r[1]->net->tensors->pdata[t];
+      if (exact)
+        g_assert_cmpmem (x->data, x->numel * sizeof (float), y->data, y->numel * sizeof (float));
+      else
+        for (gsize i = 0; i < x->numel; i++)
+          g_assert_cmpfloat (fabsf (x->data[i] - y->data[i]), <=,
+                             1e-5 * MAX (1, fabsf (x->data[i])));
+    }
+  rig_free (r[0]);
+  rig_free (r[1]);
+#endif
+}
+
 /* Inference folds a batch norm right after a convolution (its only reader) into it, and a ReLU
  * after either: the outputs of the layers as written, to rounding; batch norms and ReLUs after
  * other kinds stay; the fold follows the parameters when they change. The softmax is left out
@@ -1803,6 +1864,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cpu/plan/chain", test_plan_chain);
   g_test_add_func ("/cpu/plan/param-blocks", test_param_blocks);
   g_test_add_func ("/cpu/plan/fold-bn", test_fold_bn);
+  g_test_add_func ("/cpu/threads/same-bits", test_threads_same_bits);
   g_test_add_func ("/cpu/plan/branchy", test_plan_branchy);
   g_test_add_func ("/cpu/plan/shared-input", test_plan_shared_input);
   return g_test_run ();

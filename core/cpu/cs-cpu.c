@@ -10,8 +10,39 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
-/* Backward kernels add to a->d_in[i]; an entry may be NULL when that gradient is not needed. */
+/* Backward kernels add to a->d_in[i]; an entry may be NULL when that gradient is not needed.
+ *
+ * The kernels' own loops are split over OpenMP's threads, which are OpenBLAS's threads too (see
+ * core/meson.build). Each thread writes its own part of the output and no sum is split between
+ * threads, so results do not depend on how many there are. Loops over fewer than PAR_MIN values
+ * stay on one thread: waking the others would cost more than they save. */
+#define PAR_MIN 32768
+
+/* The threads a parallel loop may have, and which of them runs the caller: a loop that needs
+ * scratch space takes a part of the workspace per thread. */
+static int
+cpu_threads (void)
+{
+#ifdef _OPENMP
+  return omp_get_max_threads ();
+#else
+  return 1;
+#endif
+}
+
+static int
+thread_index (void)
+{
+#ifdef _OPENMP
+  return omp_get_thread_num ();
+#else
+  return 0;
+#endif
+}
 
 static gsize
 vol (const CsShape *s)
@@ -61,24 +92,33 @@ cpu_release (CsBackend *be, float *p)
   free (p);
 }
 
+/* Copies and fills of long runs go by blocks, a share of them per thread. */
+#define BLOCK (1u << 16)
+
 static gboolean
 cpu_copy (CsBackend *be, float *dst, const float *src, gsize n, GError **error)
 {
-  if (dst != src)
-    memcpy (dst, src, n * sizeof (float));
+  if (dst == src)
+    return TRUE;
+#pragma omp parallel for if (n >= PAR_MIN) schedule (static)
+  for (gsize i = 0; i < n; i += BLOCK)
+    memcpy (dst + i, src + i, MIN (BLOCK, n - i) * sizeof (float));
   return TRUE;
 }
 
 static gboolean
 cpu_zero (CsBackend *be, float *p, gsize n, GError **error)
 {
-  memset (p, 0, n * sizeof (float));
+#pragma omp parallel for if (n >= PAR_MIN) schedule (static)
+  for (gsize i = 0; i < n; i += BLOCK)
+    memset (p + i, 0, MIN (BLOCK, n - i) * sizeof (float));
   return TRUE;
 }
 
 static void
 add_into (float *restrict dst, const float *restrict src, gsize n, float scale)
 {
+#pragma omp parallel for simd if (n >= PAR_MIN) schedule (static)
   for (gsize i = 0; i < n; i++)
     dst[i] += scale * src[i];
 }
@@ -127,6 +167,8 @@ static void
 im2col (const float *restrict x, const ConvGeom *g, float *restrict col, gsize ld)
 {
   gsize hw = ld;
+#pragma omp parallel for collapse (3) if ((gsize) g->c * g->kh * g->kw * g->oh * g->ow >= PAR_MIN) \
+  schedule (static)
   for (int c = 0; c < g->c; c++)
     for (int ki = 0; ki < g->kh; ki++)
       for (int kj = 0; kj < g->kw; kj++)
@@ -162,6 +204,9 @@ static void
 col2im_add (const float *restrict col, const ConvGeom *g, float *restrict x, gsize ld)
 {
   gsize hw = ld;
+  /* Windows overlap within a channel's plane, so the channels are what is shared out. */
+#pragma omp parallel for if ((gsize) g->c * g->kh * g->kw * g->oh * g->ow >= PAR_MIN) \
+  schedule (static)
   for (int c = 0; c < g->c; c++)
     for (int ki = 0; ki < g->kh; ki++)
       for (int kj = 0; kj < g->kw; kj++)
@@ -247,11 +292,18 @@ winograd_worth (int c, int k, int oh, int ow, guint batch)
          >= WINO_MIN_TILES;
 }
 
+/* The rows each thread of winograd_run works on, with room to spare. */
+static gsize
+winograd_rows (int ow)
+{
+  return 16 * ((gsize) ow + 4);
+}
+
 static gsize
 winograd_floats (int c, int k, int oh, int ow, guint batch)
 {
   gsize tiles = (gsize) ((oh + 1) / 2) * ((ow + 1) / 2) * winograd_tile (c, k, oh, ow, batch);
-  gsize rows = 16 * ((gsize) ow + 4);  /* the rows winograd_run works on, with room to spare */
+  gsize rows = cpu_threads () * winograd_rows (ow);
   return 16 * (gsize) k * c + MAX (9 * (gsize) k * c, 16 * (gsize) (c + k) * tiles + rows);
 }
 
@@ -297,22 +349,28 @@ winograd_filters (const float *g, int K, int C, gboolean turn, float *u, float *
 /* Y (or Y +=, with ADD) = the 3x3 stride-1 convolution of the T images X [T][C][H][W], padded
  * by PH, PW, with the filters whose transforms are U [16][K][C], into Y [T][K][OH][OW]; then plus
  * BIAS and clamped at 0 with RELU. WORK holds the tiles V [16][C][P], the products M [16][K][P]
- * and a few rows. The transforms run a row of tiles at a time, as loops over the tiles that the
- * compiler vectorises: B^T down the four input rows, then B across them (each tile's column j
- * is the row's entry 2 tx + j); A^T and A likewise on the way out. */
+ * and a few rows per thread. The transforms run a row of tiles at a time, as loops over the tiles
+ * that the compiler vectorises: B^T down the four input rows, then B across them (each tile's
+ * column j is the row's entry 2 tx + j); A^T and A likewise on the way out. The threads share
+ * out the planes: input channels on the way in, output channels on the way out. */
 static void
 winograd_run (const float *x, int C, int H, int W, float *y, int K, int OH, int OW, int ph,
               int pw, guint t, const float *U, const float *bias, gboolean relu, gboolean add,
-              float *work)
+              float *work, gsize room)
 {
   int TH = (OH + 1) / 2, TW = (OW + 1) / 2, RW = 2 * TW + 2;  /* a padded row of tiles */
   gsize P = (gsize) t * TH * TW, VP = (gsize) C * P, MP = (gsize) K * P;
-  float *V = work, *M = V + 16 * VP, *rows = M + 16 * MP;
-  float *restrict r[4] = { rows, rows + RW, rows + 2 * RW, rows + 3 * RW };
-  float *restrict e = rows + 4 * RW;    /* one transformed row */
-  for (guint b = 0; b < t; b++)
+  float *V = work, *M = V + 16 * VP, *scratch = M + 16 * MP;
+  gsize stride = winograd_rows (OW);
+  int slots = (int) CLAMP ((room - 16 * (VP + MP)) / stride, 1, (gsize) cpu_threads ());
+#pragma omp parallel for collapse (2) if ((gsize) t * C * H * W >= PAR_MIN) num_threads (slots) \
+  schedule (static)
+  for (int b = 0; b < (int) t; b++)
     for (int c = 0; c < C; c++)
       {
+        float *rows = scratch + thread_index () * stride;
+        float *restrict r[4] = { rows, rows + RW, rows + 2 * RW, rows + 3 * RW };
+        float *restrict e = rows + 4 * RW;    /* one transformed row */
         const float *plane = x + ((gsize) b * C + c) * H * W;
         for (int ty = 0; ty < TH; ty++)
           {
@@ -350,14 +408,17 @@ winograd_run (const float *x, int C, int H, int W, float *y, int K, int OH, int 
     cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, K, (int) P, C, 1.0f,
                  U + (gsize) xi * K * C, C, V + (gsize) xi * VP, (int) P, 0.0f,
                  M + (gsize) xi * MP, (int) P);
-  float *restrict s0 = rows, *restrict s1 = rows + RW;  /* two output rows of the tiles */
-  float *restrict q[2][4];
-  for (int i = 0; i < 2; i++)
-    for (int j = 0; j < 4; j++)
-      q[i][j] = rows + (2 + 4 * i + j) * (gsize) TW + 2 * RW;
-  for (guint b = 0; b < t; b++)
+#pragma omp parallel for collapse (2) if ((gsize) t * K * OH * OW >= PAR_MIN) num_threads (slots) \
+  schedule (static)
+  for (int b = 0; b < (int) t; b++)
     for (int k = 0; k < K; k++)
       {
+        float *rows = scratch + thread_index () * stride;
+        float *restrict s0 = rows, *restrict s1 = rows + RW;  /* two output rows of the tiles */
+        float *restrict q[2][4];
+        for (int i = 0; i < 2; i++)
+          for (int j = 0; j < 4; j++)
+            q[i][j] = rows + (2 + 4 * i + j) * (gsize) TW + 2 * RW;
         float *out = y + ((gsize) b * K + k) * OH * OW;
         float bk = bias ? bias[k] : 0.0f;
         for (int ty = 0; ty < TH; ty++)
@@ -406,12 +467,14 @@ winograd_forward (const CsKernelArgs *a)
   ConvGeom g = conv_geom (a);  /* one group: g.c is all the input channels */
   int K = (int) a->node->p.out;
   guint tile = winograd_tile (g.c, K, g.oh, g.ow, a->batch);
-  float *U = a->work, *rest = a->work + 16 * (gsize) K * g.c;
+  gsize filters = 16 * (gsize) K * g.c;
+  float *U = a->work, *rest = a->work + filters;
   winograd_filters (a->w, K, g.c, FALSE, U, rest);
   gsize in_vol = (gsize) g.c * g.h * g.w, out_vol = (gsize) K * g.oh * g.ow;
   for (guint b0 = 0; b0 < a->batch; b0 += tile)
     winograd_run (a->in[0] + b0 * in_vol, g.c, g.h, g.w, a->out + b0 * out_vol, K, g.oh, g.ow,
-                  g.ph, g.pw, MIN (tile, a->batch - b0), U, a->b, a->relu, FALSE, rest);
+                  g.ph, g.pw, MIN (tile, a->batch - b0), U, a->b, a->relu, FALSE, rest,
+                  a->work_len - filters);
   return TRUE;
 }
 
@@ -423,13 +486,14 @@ winograd_backward_data (const CsKernelArgs *a)
   ConvGeom g = conv_geom (a);
   int K = (int) a->node->p.out;
   guint tile = winograd_tile (K, g.c, g.h, g.w, a->batch);
-  float *U = a->work, *rest = a->work + 16 * (gsize) K * g.c;
+  gsize filters = 16 * (gsize) K * g.c;
+  float *U = a->work, *rest = a->work + filters;
   winograd_filters (a->w, K, g.c, TRUE, U, rest);
   gsize in_vol = (gsize) g.c * g.h * g.w, out_vol = (gsize) K * g.oh * g.ow;
   for (guint b0 = 0; b0 < a->batch; b0 += tile)
     winograd_run (a->d_out + b0 * out_vol, K, g.oh, g.ow, a->d_in[0] + b0 * in_vol, g.c, g.h,
                   g.w, 2 - g.ph, 2 - g.pw, MIN (tile, a->batch - b0), U, NULL, FALSE, TRUE,
-                  rest);
+                  rest, a->work_len - filters);
 }
 
 /* Workspace of a tile: the column matrix [K, T*HW], then the output or its gradient [Cog, T*HW]. */
@@ -493,6 +557,7 @@ conv_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
               {
                 const float *x = a->in[0] + (b0 + i) * in_vol + (gsize) gi * g.c * g.h * g.w;
                 if (is_pointwise (&g))
+#pragma omp parallel for if (g.c * hw >= PAR_MIN) schedule (static)
                   for (int c = 0; c < g.c; c++)
                     memcpy (col + c * ld + i * hw, x + (gsize) c * hw, hw * sizeof (float));
                 else
@@ -501,6 +566,7 @@ conv_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
           float *y = direct ? a->out + b0 * out_vol + (gsize) gi * cog * hw : ytile;
           cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, cog, ld, K, 1.0f,
                        a->w + (gsize) gi * cog * K, K, direct ? src : col, ld, 0.0f, y, ld);
+#pragma omp parallel for collapse (2) if (cog * ld >= PAR_MIN) schedule (static)
           for (guint i = 0; i < t; i++)
             for (int c = 0; c < cog; c++)
               {
@@ -567,11 +633,13 @@ im2col_backward (const CsKernelArgs *a)
               for (guint i = 0; i < t; i++)
                 {
                   const float *x = a->in[0] + (b0 + i) * in_vol + goff;
+#pragma omp parallel for if (cog * hw >= PAR_MIN) schedule (static)
                   for (int c = 0; c < cog; c++)
                     memcpy (dytile + c * ld + i * hw,
                             a->d_out + (b0 + i) * out_vol + (gsize) (gi * cog + c) * hw,
                             hw * sizeof (float));
                   if (pointwise)
+#pragma omp parallel for if (g.c * hw >= PAR_MIN) schedule (static)
                     for (int c = 0; c < g.c; c++)
                       memcpy (col + c * ld + i * hw, x + (gsize) c * hw, hw * sizeof (float));
                   else
@@ -583,6 +651,7 @@ im2col_backward (const CsKernelArgs *a)
           cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, cog, K, ld, 1.0f, dy, ld, src,
                        ld, 1.0f, a->dw + (gsize) gi * cog * K, K);
           if (a->db)
+#pragma omp parallel for if (cog * ld >= PAR_MIN) schedule (static)
             for (int c = 0; c < cog; c++)
               {
                 const float *dyc = dy + c * ld;
@@ -606,6 +675,7 @@ im2col_backward (const CsKernelArgs *a)
             {
               float *dx = a->d_in[0] + (b0 + i) * in_vol + goff;
               if (pointwise)
+#pragma omp parallel for if (g.c * hw >= PAR_MIN) schedule (static)
                 for (int c = 0; c < g.c; c++)
                   {
                     const float *from = col + c * ld + i * hw;
@@ -661,11 +731,13 @@ maxpool_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
 {
   CsPoolGeom g = cs_kernel_pool_geom (a->node, &a->in_shape[0]);
   gsize planes = (gsize) a->batch * a->in_shape[0].c;
-  float *restrict rowmax = a->work;
-  gint32 *restrict rowarg = (gint32 *) (a->work + g.w);
   gint32 *where = a->training ? (gint32 *) a->saved : NULL;
+  int slots = (int) CLAMP (a->work_len / (2 * (gsize) g.w), 1, (gsize) cpu_threads ());
+#pragma omp parallel for if (planes * g.h * g.w >= PAR_MIN) num_threads (slots) schedule (static)
   for (gsize pl = 0; pl < planes; pl++)
     {
+      float *restrict rowmax = a->work + thread_index () * 2 * (gsize) g.w;
+      gint32 *restrict rowarg = (gint32 *) (rowmax + g.w);
       const float *x = a->in[0] + pl * g.h * g.w;
       float *y = a->out + pl * g.oh * g.ow;
       gint32 *at = where ? where + pl * g.oh * g.ow : NULL;
@@ -741,6 +813,7 @@ maxpool_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
   CsPoolGeom g = cs_kernel_pool_geom (a->node, &a->in_shape[0]);
   gsize planes = (gsize) a->batch * a->in_shape[0].c, n = (gsize) g.oh * g.ow;
   const gint32 *where = (const gint32 *) a->saved;
+#pragma omp parallel for if (planes * n >= PAR_MIN) schedule (static)
   for (gsize pl = 0; pl < planes; pl++)
     {
       const gint32 *at = where + pl * n;
@@ -759,6 +832,7 @@ avgpool_run (const CsKernelArgs *a, gboolean backward)
 {
   CsPoolGeom g = cs_kernel_pool_geom (a->node, &a->in_shape[0]);
   gsize planes = (gsize) a->batch * a->in_shape[0].c;
+#pragma omp parallel for if (planes * g.h * g.w >= PAR_MIN) schedule (static)
   for (gsize pl = 0; pl < planes; pl++)
     {
       const float *x = a->in[0] + pl * g.h * g.w;
@@ -814,6 +888,7 @@ lrn_scale (const CsKernelArgs *a, const float *x, float *scale)
   int C = (int) a->in_shape[0].c, half = (int) p->size / 2;
   gsize hw = (gsize) a->in_shape[0].h * a->in_shape[0].w;
   float coef = (float) (p->alpha / p->size);
+#pragma omp parallel for if (hw * C >= PAR_MIN) schedule (static)
   for (gsize i = 0; i < hw; i++)
     for (int c = 0; c < C; c++)
       {
@@ -833,6 +908,7 @@ lrn_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
     {
       const float *x = a->in[0] + b * v;
       lrn_scale (a, x, a->work);
+#pragma omp parallel for simd if (v >= PAR_MIN) schedule (static)
       for (gsize i = 0; i < v; i++)
         a->out[b * v + i] = x[i] * powf (a->work[i], -beta);
     }
@@ -854,8 +930,10 @@ lrn_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
       const float *x = a->in[0] + b * v, *y = a->out + b * v, *dy = a->d_out + b * v;
       float *dx = a->d_in[0] + b * v;
       lrn_scale (a, x, scale);
+#pragma omp parallel for simd if (v >= PAR_MIN) schedule (static)
       for (gsize i = 0; i < v; i++)
         ratio[i] = dy[i] * y[i] / scale[i];
+#pragma omp parallel for if (v >= PAR_MIN) schedule (static)
       for (gsize i = 0; i < hw; i++)
         for (int c = 0; c < C; c++)
           {
@@ -927,6 +1005,7 @@ bn_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
   int C = (int) a->in_shape[0].c;
   gsize hw = (gsize) a->in_shape[0].h * a->in_shape[0].w, v = C * hw;
   double m = (double) a->batch * hw;
+#pragma omp parallel for if (v * a->batch >= PAR_MIN) schedule (static)
   for (int c = 0; c < C; c++)
     {
       float gamma = a->w ? a->w[c] : 1.0f, beta = a->b ? a->b[c] : 0.0f;
@@ -978,6 +1057,7 @@ bn_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
   int C = (int) a->in_shape[0].c;
   gsize hw = (gsize) a->in_shape[0].h * a->in_shape[0].w, v = C * hw;
   double m = (double) a->batch * hw;
+#pragma omp parallel for if (v * a->batch >= PAR_MIN) schedule (static)
   for (int c = 0; c < C; c++)
     {
       float mean = a->saved[c], invstd = a->saved[C + c], gamma = a->w ? a->w[c] : 1.0f;
@@ -1026,9 +1106,11 @@ relu_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
   float *y = a->out, slope = a->node->op == CS_OP_LEAKYRELU ? (float) a->node->p.p : 0.0f;
   gsize n = out_numel (a);
   if (slope == 0.0f)
+#pragma omp parallel for simd if (n >= PAR_MIN) schedule (static)
     for (gsize i = 0; i < n; i++)
       y[i] = x[i] > 0.0f ? x[i] : 0.0f;
   else
+#pragma omp parallel for simd if (n >= PAR_MIN) schedule (static)
     for (gsize i = 0; i < n; i++)
       y[i] = x[i] > 0.0f ? x[i] : slope * x[i];
   return TRUE;
@@ -1045,6 +1127,7 @@ relu_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
   float *restrict dx = a->d_in[0];
   gsize n = out_numel (a);
   /* A 0/1 factor rather than a select: GCC turns the select into a branch here. */
+#pragma omp parallel for simd if (n >= PAR_MIN) schedule (static)
   for (gsize i = 0; i < n; i++)
     {
       float pos = (float) (y[i] > 0.0f);
@@ -1057,6 +1140,7 @@ static gboolean
 sigmoid_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
 {
   gsize n = out_numel (a);
+#pragma omp parallel for if (n >= PAR_MIN) schedule (static)
   for (gsize i = 0; i < n; i++)
     a->out[i] = 1.0f / (1.0f + expf (-a->in[0][i]));
   return TRUE;
@@ -1065,8 +1149,9 @@ sigmoid_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
 static gboolean
 sigmoid_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
 {
-  gsize n = out_numel (a);
-  for (gsize i = 0; a->d_in[0] && i < n; i++)
+  gsize n = a->d_in[0] ? out_numel (a) : 0;
+#pragma omp parallel for simd if (n >= PAR_MIN) schedule (static)
+  for (gsize i = 0; i < n; i++)
     a->d_in[0][i] += a->d_out[i] * a->out[i] * (1.0f - a->out[i]);
   return TRUE;
 }
@@ -1075,6 +1160,7 @@ static gboolean
 tanh_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
 {
   gsize n = out_numel (a);
+#pragma omp parallel for if (n >= PAR_MIN) schedule (static)
   for (gsize i = 0; i < n; i++)
     a->out[i] = tanhf (a->in[0][i]);
   return TRUE;
@@ -1083,8 +1169,9 @@ tanh_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
 static gboolean
 tanh_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
 {
-  gsize n = out_numel (a);
-  for (gsize i = 0; a->d_in[0] && i < n; i++)
+  gsize n = a->d_in[0] ? out_numel (a) : 0;
+#pragma omp parallel for simd if (n >= PAR_MIN) schedule (static)
+  for (gsize i = 0; i < n; i++)
     a->d_in[0][i] += a->d_out[i] * (1.0f - a->out[i] * a->out[i]);
   return TRUE;
 }
@@ -1092,9 +1179,7 @@ tanh_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
 static gboolean
 copy_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
 {
-  if (a->out != a->in[0])
-    memcpy (a->out, a->in[0], out_numel (a) * sizeof (float));
-  return TRUE;
+  return cpu_copy (be, a->out, a->in[0], out_numel (a), error);
 }
 
 static gboolean
@@ -1115,6 +1200,7 @@ dropout_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
     return copy_forward (be, a, error);
   gsize n = out_numel (a);
   float keep = 1.0f / (1.0f - p);
+#pragma omp parallel for if (n >= PAR_MIN) schedule (static)
   for (gsize i = 0; i < n; i++)
     a->out[i] = cs_uniform (a->seed, i) >= p ? a->in[0][i] * keep : 0.0f;
   return TRUE;
@@ -1130,6 +1216,7 @@ dropout_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
     return copy_backward (be, a, error);
   gsize n = out_numel (a);
   float keep = 1.0f / (1.0f - p);
+#pragma omp parallel for if (n >= PAR_MIN) schedule (static)
   for (gsize i = 0; i < n; i++)
     if (cs_uniform (a->seed, i) >= p)
       a->d_in[0][i] += a->d_out[i] * keep;
@@ -1145,6 +1232,7 @@ droppath_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
   if (s == 1.0f)
     return copy_forward (be, a, error);
   gsize n = out_numel (a);
+#pragma omp parallel for simd if (n >= PAR_MIN) schedule (static)
   for (gsize i = 0; i < n; i++)
     a->out[i] = a->in[0][i] * s;
   return TRUE;
@@ -1213,6 +1301,7 @@ static gboolean
 concat_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
 {
   gsize ov = vol (&a->node->shape);
+#pragma omp parallel for if (ov * a->batch >= PAR_MIN) schedule (static)
   for (guint b = 0; b < a->batch; b++)
     {
       float *y = a->out + b * ov;
@@ -1230,6 +1319,7 @@ static gboolean
 concat_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
 {
   gsize ov = vol (&a->node->shape);
+#pragma omp parallel for if (ov * a->batch >= PAR_MIN) schedule (static)
   for (guint b = 0; b < a->batch; b++)
     {
       const float *dy = a->d_out + b * ov;
@@ -1258,6 +1348,7 @@ sum_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
         continue;
       const float *x = a->in[i];
       if (first)
+#pragma omp parallel for simd if (n >= PAR_MIN) schedule (static)
         for (gsize j = 0; j < n; j++)
           a->out[j] = scale * x[j];
       else
@@ -1316,6 +1407,7 @@ static gboolean
 cpu_sgd (CsBackend *be, float *w, const float *g, float *m, gsize n, float lr, float momentum,
          float decay, GError **error)
 {
+#pragma omp parallel for simd if (n >= PAR_MIN) schedule (static)
   for (gsize i = 0; i < n; i++)
     {
       m[i] = momentum * m[i] + g[i] + decay * w[i];
@@ -1354,7 +1446,7 @@ cpu_workspace_size (CsBackend *be, const CsNode *n, const CsShape *in, guint bat
   if (n->op == CS_OP_LRN)
     return 2 * vol (&in[0]);
   if (n->op == CS_OP_MAXPOOL)
-    return 2 * (gsize) in[0].w;    /* the row maxima and the rows they are in */
+    return cpu_threads () * 2 * (gsize) in[0].w;  /* the row maxima and the rows they are in */
   return 0;
 }
 
