@@ -724,8 +724,62 @@ fc_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
 
 /* Max pooling takes the row maxima first (contiguous, so vectorised), then the window maxima
  * along them. In training it also keeps where each window's first maximum in scan order is (the
- * smallest row, then column, holding it), from the row each column's maximum is first in:
- * backward then adds each gradient where it belongs without searching again. */
+ * smallest row, then column, holding it: the smallest flat index), from where each column's
+ * maximum is first: backward then adds each gradient where it belongs without searching again.
+ * Ties are common (zeros after a ReLU) and unpredictable, so the choices are selects, not
+ * branches. */
+
+/* The window maxima of one output row from the row maxima ROWMAX, and with ROWARG (not NULL) the
+ * flat index of each, into Y and AT. Windows that lie inside the row go one window column at a
+ * time across all of them, which vectorises; those reaching into the padding one by one. */
+static void
+maxpool_row (const CsPoolGeom *g, const float *restrict rowmax, const gint32 *restrict rowarg,
+             float *restrict y, gint32 *restrict at)
+{
+  int lo = MIN ((g->pw + g->sw - 1) / g->sw, g->ow);
+  int hi = g->w - g->kw + g->pw >= 0 ? CLAMP ((g->w - g->kw + g->pw) / g->sw + 1, lo, g->ow) : lo;
+  for (int ow = lo; ow < hi; ow++)
+    {
+      y[ow] = rowmax[ow * g->sw - g->pw];
+      if (at)
+        at[ow] = rowarg[ow * g->sw - g->pw];
+    }
+  for (int kj = 1; kj < g->kw; kj++)
+    {
+      const float *restrict v = rowmax + kj - g->pw;
+      const gint32 *restrict r = rowarg ? rowarg + kj - g->pw : NULL;
+      if (at)
+        for (int ow = lo; ow < hi; ow++)
+          {
+            float c = v[ow * g->sw];
+            gint32 ci = r[ow * g->sw];
+            gboolean take = (c > y[ow]) | ((c == y[ow]) & (ci < at[ow]));
+            y[ow] = take ? c : y[ow];
+            at[ow] = take ? ci : at[ow];
+          }
+      else
+        for (int ow = lo; ow < hi; ow++)
+          y[ow] = v[ow * g->sw] > y[ow] ? v[ow * g->sw] : y[ow];
+    }
+  for (int ow = 0; ow < g->ow; ow++)
+    if (ow < lo || ow >= hi)
+      {
+        int w0 = MAX (ow * g->sw - g->pw, 0), w1 = MIN (ow * g->sw - g->pw + g->kw, g->w);
+        float best = w0 < w1 ? rowmax[w0] : 0.0f;
+        gint32 bi = w0 < w1 && at ? rowarg[w0] : -1;  /* -1: a window in the padding only */
+        for (int j = w0 + 1; j < w1; j++)
+          {
+            gboolean take = rowmax[j] > best
+                            || (at && rowmax[j] == best && rowarg[j] < bi);
+            best = take ? rowmax[j] : best;
+            bi = take && at ? rowarg[j] : bi;
+          }
+        y[ow] = best;
+        if (at)
+          at[ow] = bi;
+      }
+}
+
 static gboolean
 maxpool_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
 {
@@ -754,52 +808,23 @@ maxpool_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
           memcpy (rowmax, x + (gsize) h0 * g.w, g.w * sizeof (float));
           if (at)
             for (int j = 0; j < g.w; j++)
-              rowarg[j] = h0;
+              rowarg[j] = h0 * g.w + j;
           for (int i = h0 + 1; i < h1; i++)
             {
               const float *restrict r = x + (gsize) i * g.w;
               if (at)
                 for (int j = 0; j < g.w; j++)
                   {
-                    /* As masks, which vectorise: a branch here mispredicts half the time. */
+                    /* As masks, which vectorise. */
                     gint32 above = -(gint32) (r[j] > rowmax[j]);
-                    rowarg[j] = (rowarg[j] & ~above) | (i & above);
+                    rowarg[j] = (rowarg[j] & ~above) | ((i * g.w + j) & above);
                     rowmax[j] = r[j] > rowmax[j] ? r[j] : rowmax[j];
                   }
               else
                 for (int j = 0; j < g.w; j++)
                   rowmax[j] = r[j] > rowmax[j] ? r[j] : rowmax[j];
             }
-          for (int ow = 0; ow < g.ow; ow++)
-            {
-              int w0 = MAX (ow * g.sw - g.pw, 0), w1 = MIN (ow * g.sw - g.pw + g.kw, g.w);
-              if (w0 >= w1)
-                {
-                  y[oh * g.ow + ow] = 0.0f;
-                  if (at)
-                    at[oh * g.ow + ow] = -1;
-                  continue;
-                }
-              float best = rowmax[w0];
-              if (at == NULL)
-                for (int j = w0 + 1; j < w1; j++)
-                  best = rowmax[j] > best ? rowmax[j] : best;
-              else
-                {
-                  /* Without branches: ties are common (zeros after a ReLU) and unpredictable. */
-                  int bj = w0, bi = rowarg[w0];
-                  for (int j = w0 + 1; j < w1; j++)
-                    {
-                      gboolean take = (rowmax[j] > best)
-                                      | ((rowmax[j] == best) & (rowarg[j] < bi));
-                      best = take ? rowmax[j] : best;
-                      bi = take ? rowarg[j] : bi;
-                      bj = take ? j : bj;
-                    }
-                  at[oh * g.ow + ow] = bi * g.w + bj;
-                }
-              y[oh * g.ow + ow] = best;
-            }
+          maxpool_row (&g, rowmax, at ? rowarg : NULL, y + oh * g.ow, at ? at + oh * g.ow : NULL);
         }
     }
   return TRUE;
