@@ -29,9 +29,9 @@ struct _CsExec {
   float **w, **b, **dw, **db, **mw, **mb, **rm, **rv, **saved;   /* per node, or NULL */
   float *block[P_COUNT];        /* where the parameters live (alloc_params) */
   gsize block_len[P_COUNT];
-  gint *folded_into;            /* inference: the convolution a batch norm or ReLU is folded
-                                 * into, which does its work; -1 when none (fold_into_convs) */
-  gboolean *fused_relu;         /* per convolution: applies the ReLU after it */
+  gint *folded_into;            /* the node a batch norm or ReLU is folded into, which does its
+                                 * work; -1 when none (plan_folds) */
+  gint *relu_of;                /* per convolution or batch norm: the ReLU it applies, or -1 */
   float **fold_w, **fold_b;     /* per convolution with a batch norm folded in */
   float *work;
   gsize work_len;
@@ -237,7 +237,8 @@ plan_memory (CsExec *x, GError **error)
         {
           guint v = x->order[k];
           const CsNode *n = cs_graph_node (g, v);
-          if (n->op == CS_OP_INPUT)
+          /* A batch norm that applies a ReLU starts its backward from the ReLU's gradient. */
+          if (n->op == CS_OP_INPUT || x->relu_of[v] >= 0)
             continue;
           guint last = k;
           for (guint j = k + 1; j < S; j++)
@@ -251,9 +252,11 @@ plan_memory (CsExec *x, GError **error)
             if (x->heads[h] == v || (cs_graph_node (g, x->heads[h])->op == CS_OP_SOFTMAX
                                      && cs_graph_node (g, x->heads[h])->inputs[0] == v))
               last = S;
-          /* Backward step of place k is 2S - k; the loss is step S. */
+          /* Backward step of place k is 2S - k; the loss is step S. A folded ReLU's gradient
+           * is read by the backward of the layer that applies it. */
+          guint own = x->folded_into[v] >= 0 ? (guint) x->pos[x->folded_into[v]] : k;
           gv[n_gv++] = (Interval) { align_up (numel (n, x->batch)), 2 * S - last,
-                                    x->keep_gradients ? 2 * S : 2 * S - k, 0, v };
+                                    x->keep_gradients ? 2 * S : 2 * S - own, 0, v };
           naive += numel (n, x->batch);
         }
       grad_len = plan_intervals (gv, n_gv);
@@ -355,35 +358,34 @@ fold_one (CsExec *x, const CsNode *u, const CsNode *n, GError **error)
          && x->be->upload (x->be, x->fold_b[u->id], fb, out, error);
 }
 
-/* Inference: a batch norm that runs in place on a convolution's output (its only reader) costs
- * nothing when folded into the convolution's weights and bias, and a ReLU that runs in place on
- * a convolution's output (or a folded batch norm's) is applied by the convolution as it writes
- * its output. Both are then skipped. */
-static gboolean
-fold_into_convs (CsExec *x, gboolean fold, GError **error)
+/* At inference, a batch norm that runs in place on a convolution's output (its only reader)
+ * costs nothing when folded into the convolution's weights and bias, and a ReLU that runs in
+ * place on a convolution's output (or a folded batch norm's) is applied by the convolution as it
+ * writes its output. A ReLU in place on a batch norm that stays is applied by the batch norm, in
+ * training too where the backend can (its backward then masks the gradient). The folded nodes
+ * are skipped. Not when training keeps every node's gradient: the batch norm's own would be
+ * missing. Chosen before the memory plan, which keeps a fused ReLU's gradient for the backward
+ * of the layer that applies it. */
+static void
+choose_folds (CsExec *x, gboolean fold)
 {
   guint nn = cs_graph_n_nodes (x->g);
   for (guint i = 0; i < nn; i++)
-    x->folded_into[i] = -1;
-  if (x->training || !fold)
-    return TRUE;
-  for (guint k = 0; k < x->n_order; k++)
+    x->folded_into[i] = x->relu_of[i] = -1;
+  if (!fold || x->keep_gradients)
+    return;
+  for (guint k = 0; !x->training && k < x->n_order; k++)
     {
       const CsNode *n = cs_graph_node (x->g, x->order[k]);
       if (n->op != CS_OP_BN || !x->run_inplace[n->id])
         continue;
+      /* In place, so the convolution has no other reader, and no other batch norm. */
       const CsNode *u = cs_graph_node (x->g, n->inputs[0]);
-      CsTensor *w = cs_net_tensor (x->net, x->net->weight[u->id]);
-      if (u->op != CS_OP_CONV || is_head (x, u->id) || x->fold_w[u->id] || w == NULL
+      if (u->op != CS_OP_CONV || is_head (x, u->id) || x->net->weight[u->id] < 0
           || x->net->run_mean[n->id] < 0 || x->net->run_var[n->id] < 0)
         continue;
-      if ((x->fold_w[u->id] = be_alloc (x, w->numel, "folded weights", error)) == NULL
-          || (x->fold_b[u->id] = be_alloc (x, u->shape.c, "folded biases", error)) == NULL)
-        return FALSE;
       x->folded_into[n->id] = (gint) u->id;
       x->plan.n_folded++;
-      if (!fold_one (x, u, n, error))
-        return FALSE;
     }
   for (guint k = 0; k < x->n_order; k++)
     {
@@ -391,13 +393,39 @@ fold_into_convs (CsExec *x, gboolean fold, GError **error)
       if (n->op != CS_OP_RELU || !x->run_inplace[n->id])
         continue;
       guint u = n->inputs[0];
-      gint conv = x->folded_into[u] >= 0 ? x->folded_into[u]
-                : cs_graph_node (x->g, u)->op == CS_OP_CONV ? (gint) u : -1;
-      if (conv < 0 || is_head (x, u) || x->fused_relu[conv])
+      CsOp op = cs_graph_node (x->g, u)->op;
+      gint into = -1;
+      if (x->folded_into[u] >= 0)
+        into = x->folded_into[u];
+      else if (op == CS_OP_CONV && !x->training)
+        into = (gint) u;
+      else if (op == CS_OP_BN && (x->training ? x->be->bn_relu_training
+                                              : x->be->bn_relu_inference))
+        into = (gint) u;
+      if (into < 0 || is_head (x, u) || x->relu_of[into] >= 0)
         continue;
-      x->fused_relu[conv] = TRUE;
-      x->folded_into[n->id] = conv;
+      x->relu_of[into] = (gint) n->id;
+      x->folded_into[n->id] = into;
       x->plan.n_fused_relus++;
+    }
+}
+
+/* The folded batch norms' convolutions get weights and biases of their own. */
+static gboolean
+fold_weights (CsExec *x, GError **error)
+{
+  for (guint k = 0; k < x->n_order; k++)
+    {
+      const CsNode *n = cs_graph_node (x->g, x->order[k]);
+      if (n->op != CS_OP_BN || x->folded_into[n->id] < 0)
+        continue;
+      const CsNode *u = cs_graph_node (x->g, x->folded_into[n->id]);
+      CsTensor *w = cs_net_tensor (x->net, x->net->weight[u->id]);
+      g_return_val_if_fail (w != NULL, FALSE);  /* choose_folds saw it */
+      if ((x->fold_w[u->id] = be_alloc (x, w->numel, "folded weights", error)) == NULL
+          || (x->fold_b[u->id] = be_alloc (x, u->shape.c, "folded biases", error)) == NULL
+          || !fold_one (x, u, n, error))
+        return FALSE;
     }
   return TRUE;
 }
@@ -430,7 +458,7 @@ cs_exec_new (CsNet *net, CsBackend *be, guint batch, CsExecFlags flags, guint64 
   x->value_of = g_new (guint, nn);
   x->run_inplace = g_new0 (gboolean, nn);
   x->folded_into = g_new (gint, nn);
-  x->fused_relu = g_new0 (gboolean, nn);
+  x->relu_of = g_new (gint, nn);
   x->fold_w = g_new0 (float *, nn);
   x->fold_b = g_new0 (float *, nn);
   x->act_off = g_new (gsize, nn);
@@ -469,8 +497,8 @@ cs_exec_new (CsNet *net, CsBackend *be, guint batch, CsExecFlags flags, guint64 
   x->din_ptrs = g_new0 (float *, MAX (x->max_inputs, 1));
 
   choose_inplace (x);
-  if (!plan_memory (x, error) || !alloc_params (x, error)
-      || !fold_into_convs (x, !(flags & CS_EXEC_UNFUSED), error))
+  choose_folds (x, !(flags & CS_EXEC_UNFUSED));
+  if (!plan_memory (x, error) || !alloc_params (x, error) || !fold_weights (x, error))
     return NULL;
 
   gsize work = 0;
@@ -515,7 +543,7 @@ cs_exec_free (CsExec *x)
       if (x->fold_b[i])
         x->be->release (x->be, x->fold_b[i]);
     }
-  g_free (x->folded_into), g_free (x->fused_relu), g_free (x->fold_w), g_free (x->fold_b);
+  g_free (x->folded_into), g_free (x->relu_of), g_free (x->fold_w), g_free (x->fold_b);
   float **ptrs[] = { x->w, x->b, x->rm, x->rv, x->dw, x->db, x->mw, x->mb, x->saved };
   for (guint p = 0; p < G_N_ELEMENTS (ptrs); p++)
     g_free (ptrs[p]);
@@ -559,7 +587,7 @@ fill_args (CsExec *x, const CsNode *n, CsKernelArgs *a)
     .node = n, .batch = x->n, .training = x->training, .n_in = n->n_inputs, .in_shape = in,
     .in = x->in_ptrs, .out = act (x, n->id),
     .w = x->fold_w[n->id] ? x->fold_w[n->id] : x->w[n->id],
-    .b = x->fold_w[n->id] ? x->fold_b[n->id] : x->b[n->id], .relu = x->fused_relu[n->id],
+    .b = x->fold_w[n->id] ? x->fold_b[n->id] : x->b[n->id], .relu = x->relu_of[n->id] >= 0,
     .dw = x->dw[n->id], .db = x->db[n->id], .run_mean = x->rm[n->id], .run_var = x->rv[n->id],
     .saved = x->saved[n->id], .work = x->work, .work_len = x->work_len,
     .seed = cs_mix64 (x->seed ^ cs_mix64 ((x->step << 20) ^ n->id)),
@@ -640,7 +668,9 @@ tensor_numel (const CsNet *net, gint idx)
 static gboolean
 backward_node (CsExec *x, const CsNode *node, GError **error)
 {
-  if (!x->touched[node->id])
+  /* A node that applies a ReLU starts from the gradient after it. */
+  guint out = x->relu_of[node->id] >= 0 ? (guint) x->relu_of[node->id] : node->id;
+  if (!x->touched[out])
     {
       /* No loss depends on it this step (a dropped branch): its parameters get no update
        * but momentum, so their gradients must read zero, not last step's. */
@@ -672,7 +702,7 @@ backward_node (CsExec *x, const CsNode *node, GError **error)
         }
     }
   a.d_in = x->din_ptrs;
-  a.d_out = grad (x, node->id);
+  a.d_out = grad (x, out);
   if (a.dw && !x->be->zero (x->be, a.dw, tensor_numel (x->net, x->net->weight[node->id]),
                             error))
     return FALSE;
@@ -688,7 +718,7 @@ backward (CsExec *x, GError **error)
   for (guint k = x->n_order; k-- > 0;)
     {
       const CsNode *node = cs_graph_node (x->g, x->order[k]);
-      if (node->op == CS_OP_INPUT)
+      if (node->op == CS_OP_INPUT || x->folded_into[node->id] >= 0)
         continue;
       mark (x, node->id, CS_PHASE_BACKWARD);
       gboolean ok = backward_node (x, node, error);

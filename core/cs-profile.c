@@ -359,9 +359,8 @@ report_table (const CsProfile *p, const CsStats *st)
   if (peak)
     g_string_append_printf (out, "device peak %.1f TFLOP/s in this math mode\n", p->peak_tflops);
   if (p->n_folded || p->n_fused_relus)
-    g_string_append_printf (out, "%u batch norms and %u ReLUs folded into the convolutions before "
-                            "them (not listed: they cost nothing)\n", p->n_folded,
-                            p->n_fused_relus);
+    g_string_append_printf (out, "%u batch norms and %u ReLUs folded into the layers before them "
+                            "(not listed: they cost nothing)\n", p->n_folded, p->n_fused_relus);
   g_autofree char *planned = g_format_size (p->planned_bytes);
   g_autofree char *naive = g_format_size (p->naive_bytes);
   g_string_append_printf (out, "memory: %s planned (%s if every output had its own buffer)",

@@ -33,7 +33,7 @@ typedef struct {
   double timed_step_ms;       /* mean step with tracing on */
   double peak_tflops;         /* the device's peak in the math mode, 0 when unknown */
   guint64 planned_bytes, naive_bytes;
-  guint n_folded, n_fused_relus;   /* batch norms and ReLUs folded into their convolutions */
+  guint n_folded, n_fused_relus;   /* batch norms and ReLUs folded into the layers before them */
   guint64 peak_allocated_bytes, device_in_use_bytes;   /* 0 when the backend does not say */
 } CsProfile;
 

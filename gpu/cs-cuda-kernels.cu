@@ -467,7 +467,8 @@ cs_cu_lrn_backward (cudaStream_t s, const float *x, const float *y, const float 
 
 __global__ static void
 bn_inference_k (const float *x, float *y, const float *gamma, const float *beta,
-                const float *mean, const float *var, double eps, size_t n, int c, size_t hw)
+                const float *mean, const float *var, double eps, int relu, size_t n, int c,
+                size_t hw)
 {
   FOR_EACH (i, n)
     {
@@ -475,17 +476,18 @@ bn_inference_k (const float *x, float *y, const float *gamma, const float *beta,
       float invstd = (float) (1.0 / sqrt ((double) var[ch] + eps));
       float g = gamma ? gamma[ch] : 1.0f, bt = beta ? beta[ch] : 0.0f;
       float scale = g * invstd, shift = bt - mean[ch] * scale;
-      y[i] = x[i] * scale + shift;
+      float v = x[i] * scale + shift;
+      y[i] = relu ? (v > 0.0f ? v : 0.0f) : v;  // as the ReLU kernel computes it
     }
 }
 
 extern "C" cudaError_t
 cs_cu_bn_inference (cudaStream_t s, const float *x, float *y, const float *gamma,
-                    const float *beta, const float *mean, const float *var, double eps,
+                    const float *beta, const float *mean, const float *var, double eps, int relu,
                     size_t batch, int c, size_t hw)
 {
   size_t n = batch * c * hw;
-  LAUNCH (bn_inference_k, n, x, y, gamma, beta, mean, var, eps, n, c, hw);
+  LAUNCH (bn_inference_k, n, x, y, gamma, beta, mean, var, eps, relu, n, c, hw);
 }
 
 // ---- softmax -------------------------------------------------------------------------------

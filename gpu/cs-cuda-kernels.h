@@ -63,10 +63,11 @@ cudaError_t cs_cu_lrn_backward (cudaStream_t s, const float *x, const float *y, 
                                 float *dx, size_t batch, int c, size_t hw, int size, float coef,
                                 float coef2, float beta, float k);
 
-/* Batch norm at inference: y = x * scale + shift per channel, from the running statistics. */
+/* Batch norm at inference: y = x * scale + shift per channel, from the running statistics; then
+ * max(y, 0) with RELU. */
 cudaError_t cs_cu_bn_inference (cudaStream_t s, const float *x, float *y, const float *gamma,
                                 const float *beta, const float *mean, const float *var,
-                                double eps, size_t batch, int c, size_t hw);
+                                double eps, int relu, size_t batch, int c, size_t hw);
 
 /* Softmax over the channels at each position. */
 cudaError_t cs_cu_softmax_forward (cudaStream_t s, const float *x, float *y, size_t batch, int c,

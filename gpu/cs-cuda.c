@@ -666,7 +666,7 @@ bn_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
   if (!a->training)
     {
       CU (cs_cu_bn_inference (cu->stream, a->in[0], a->out, a->w, a->b, a->run_mean, a->run_var,
-                              p->eps, a->batch, C, hw));
+                              p->eps, a->relu, a->batch, C, hw));
       return TRUE;
     }
   if (a->out == a->in[0])
@@ -1301,6 +1301,8 @@ cs_cuda_backend_new (CsMath math, GError **error)
   cu->allocs = g_hash_table_new (g_direct_hash, g_direct_equal);
   be->name = "cuda";
   be->host_memory = FALSE;
+  /* cuDNN's training batch norm takes no ReLU in NCHW float32; the inference kernel is ours. */
+  be->bn_relu_inference = TRUE;
   be->alloc = cuda_alloc;
   be->release = cuda_release;
   be->upload = cuda_upload;

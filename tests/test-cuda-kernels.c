@@ -60,6 +60,7 @@ typedef struct {
   const char *path, *input, *layer;
   guint batch;
   gboolean inplace, training;
+  gboolean relu;                /* a batch norm that applies the ReLU after it */
 } Single;
 
 static const Single singles[] = {
@@ -98,6 +99,8 @@ static const Single singles[] = {
 #undef POINTWISE
   { "/cuda-kernels/bn-inference", "input 7x6x2", "bn", 2, FALSE, FALSE },
   { "/cuda-kernels/bn-inference/inplace", "input 7x6x2", "bn eps 0.1", 3, TRUE, FALSE },
+  { "/cuda-kernels/bn-inference/relu", "input 7x6x2", "bn", 2, FALSE, FALSE, TRUE },
+  { "/cuda-kernels/bn-inference/relu-inplace", "input 9x11x3", "bn", 3, TRUE, FALSE, TRUE },
 };
 
 /* Forward, and in training backward with input gradients that already hold values (they are
@@ -126,7 +129,7 @@ test_single (gconstpointer data)
   const guint64 seed = 0x1234567;
   CsKernelArgs a = { .node = n, .batch = batch, .training = c->training, .n_in = 1,
                      .in_shape = &in, .in = in_c, .out = yc, .saved = keep, .work = scratch,
-                     .work_len = work, .seed = seed };
+                     .work_len = work, .seed = seed, .relu = c->relu };
   guint C = in.c;
   g_autofree float *mean = g_new (float, C), *var = g_new (float, C);
   g_autofree float *gamma = g_new (float, C), *beta = g_new (float, C);
@@ -167,7 +170,8 @@ test_single (gconstpointer data)
                                  (size_t) n->shape.h * n->shape.w);
       break;
     case CS_OP_BN:
-      e = cs_cu_bn_inference (s, xg, yg, gamma, beta, mean, var, p->eps, batch, (int) in.c, hw);
+      e = cs_cu_bn_inference (s, xg, yg, gamma, beta, mean, var, p->eps, c->relu, batch,
+                              (int) in.c, hw);
       break;
     default:
       g_assert_not_reached ();

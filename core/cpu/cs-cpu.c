@@ -992,6 +992,34 @@ sum_run (const float *restrict x, gsize n)
   return s;
 }
 
+/* The sums of g and of g * (x - m), g being dy where y > 0 and 0 elsewhere: the gradient
+ * before a ReLU that gave y, as relu_backward computes it (a 0/1 factor, which vectorises). */
+static void
+masked_sums (const float *restrict x, const float *restrict y, const float *restrict dy, gsize n,
+             float m, double *sum, double *dot)
+{
+  float a[8] = { 0 }, b[8] = { 0 };
+  gsize i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; k++)
+      {
+        float g = dy[i + k] * (float) (y[i + k] > 0.0f);
+        a[k] += g;
+        b[k] += g * (x[i + k] - m);
+      }
+  double s = 0, t = 0;
+  for (int k = 0; k < 8; k++)
+    s += a[k], t += b[k];
+  for (; i < n; i++)
+    {
+      double g = dy[i] * (float) (y[i] > 0.0f);
+      s += g;
+      t += g * ((double) x[i] - m);
+    }
+  *sum += s;
+  *dot += t;
+}
+
 /* The sum of (x - m)^2 and, when DY is not NULL, of dy * (x - m), the same way. */
 static void
 centred_sums (const float *restrict x, const float *restrict dy, gsize n, float m,
@@ -1063,8 +1091,15 @@ bn_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
         {
           const float *x = a->in[0] + b * v + c * hw;
           float *y = a->out + b * v + c * hw;
-          for (gsize i = 0; i < hw; i++)
-            y[i] = x[i] * scale + shift;
+          if (a->relu)
+            for (gsize i = 0; i < hw; i++)
+              {
+                float t = x[i] * scale + shift;
+                y[i] = t > 0.0f ? t : 0.0f;  /* as relu_forward computes it */
+              }
+          else
+            for (gsize i = 0; i < hw; i++)
+              y[i] = x[i] * scale + shift;
         }
     }
   return TRUE;
@@ -1090,8 +1125,13 @@ bn_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
       for (guint b = 0; b < a->batch; b++)
         {
           const float *x = a->in[0] + b * v + c * hw, *dy = a->d_out + b * v + c * hw;
-          sdy += sum_run (dy, hw);
-          centred_sums (x, dy, hw, mean, &unused, &sdyd);
+          if (a->relu)
+            masked_sums (x, a->out + b * v + c * hw, dy, hw, mean, &sdy, &sdyd);
+          else
+            {
+              sdy += sum_run (dy, hw);
+              centred_sums (x, dy, hw, mean, &unused, &sdyd);
+            }
         }
       double sdyx = sdyd * invstd;   /* the sum of dy times the normalised input */
       if (a->dw)
@@ -1107,9 +1147,14 @@ bn_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
       for (guint b = 0; b < a->batch; b++)
         {
           const float *x = a->in[0] + b * v + c * hw, *dy = a->d_out + b * v + c * hw;
+          const float *y = a->out + b * v + c * hw;
           float *dx = a->d_in[0] + b * v + c * hw;
-          for (gsize i = 0; i < hw; i++)
-            dx[i] += ca * dy[i] + cb * x[i] + cc;
+          if (a->relu)
+            for (gsize i = 0; i < hw; i++)
+              dx[i] += ca * (dy[i] * (float) (y[i] > 0.0f)) + cb * x[i] + cc;
+          else
+            for (gsize i = 0; i < hw; i++)
+              dx[i] += ca * dy[i] + cb * x[i] + cc;
         }
     }
   return TRUE;
@@ -1559,6 +1604,7 @@ cs_cpu_backend_new (void)
   CsBackend *be = &cpu->base;
   be->name = "cpu";
   be->host_memory = TRUE;
+  be->bn_relu_inference = be->bn_relu_training = TRUE;
   be->description = g_strdup_printf ("CPU (%s)", cs_blas_describe ());
   be->alloc = cpu_alloc;
   be->release = cpu_release;
