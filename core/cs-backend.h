@@ -21,9 +21,9 @@ typedef struct {
   float *const *d_in;           /* input gradients, added to; an entry is NULL when not needed */
   const float *d_out;
   float *w, *b, *dw, *db;       /* conv, fc and batch norm parameters and their gradients */
-  /* Apply a ReLU to the output: a convolution at inference, a batch norm where its backend's
-   * bn_relu says. A batch norm's backward then takes d_out as the gradient after the ReLU and
-   * masks it by the output, as the ReLU's backward would. */
+  /* Apply a ReLU to the output, for the kinds the backend's applies_relu names. In training the
+   * backward then takes d_out as the gradient after the ReLU and masks it by the output, as the
+   * ReLU's backward would. */
   gboolean relu;
   float *run_mean, *run_var;    /* batch norm buffers */
   float *saved;                 /* this node's scratch, kept from forward to backward */
@@ -76,8 +76,9 @@ typedef struct {
 struct _CsBackend {
   const char *name;             /* "cpu", "cuda" */
   gboolean host_memory;         /* works on host memory: parameters are used where they are */
-  /* Where its batch norm kernels apply CsKernelArgs.relu: at inference, and in training. */
-  gboolean bn_relu_inference, bn_relu_training;
+  /* [training][kind]: the kinds whose kernels apply CsKernelArgs.relu, at inference and in
+   * training. */
+  gboolean applies_relu[2][CS_OP_COUNT];
   char *description;            /* for people: the device, the library versions */
   float   *(*alloc)     (CsBackend *be, gsize n, GError **error);   /* n floats, zeroed */
   void     (*release)   (CsBackend *be, float *p);

@@ -359,11 +359,11 @@ fold_one (CsExec *x, const CsNode *u, const CsNode *n, GError **error)
 }
 
 /* At inference, a batch norm that runs in place on a convolution's output (its only reader)
- * costs nothing when folded into the convolution's weights and bias, and a ReLU that runs in
- * place on a convolution's output (or a folded batch norm's) is applied by the convolution as it
- * writes its output. A ReLU in place on a batch norm that stays is applied by the batch norm, in
- * training too where the backend can (its backward then masks the gradient). The folded nodes
- * are skipped. Not when training keeps every node's gradient: the batch norm's own would be
+ * costs nothing when folded into the convolution's weights and bias. A ReLU that runs in place
+ * on a layer's output (or on a folded batch norm's) is applied by that layer as it writes its
+ * output, where the backend's kernels for the kind can (CsBackend.applies_relu: convolutions at
+ * inference, batch norms and sums in training too, whose backward then masks the gradient). The
+ * folded nodes are skipped. Not when training keeps every node's gradient: the batch norm's own would be
  * missing. Chosen before the memory plan, which keeps a fused ReLU's gradient for the backward
  * of the layer that applies it. */
 static void
@@ -393,16 +393,9 @@ choose_folds (CsExec *x, gboolean fold)
       if (n->op != CS_OP_RELU || !x->run_inplace[n->id])
         continue;
       guint u = n->inputs[0];
-      CsOp op = cs_graph_node (x->g, u)->op;
-      gint into = -1;
-      if (x->folded_into[u] >= 0)
-        into = x->folded_into[u];
-      else if (op == CS_OP_CONV && !x->training)
-        into = (gint) u;
-      else if (op == CS_OP_BN && (x->training ? x->be->bn_relu_training
-                                              : x->be->bn_relu_inference))
-        into = (gint) u;
-      if (into < 0 || is_head (x, u) || x->relu_of[into] >= 0)
+      gint into = x->folded_into[u] >= 0 ? x->folded_into[u] : (gint) u;
+      if (is_head (x, u) || x->relu_of[into] >= 0
+          || !x->be->applies_relu[x->training][cs_graph_node (x->g, into)->op])
         continue;
       x->relu_of[into] = (gint) n->id;
       x->folded_into[n->id] = into;

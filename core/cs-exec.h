@@ -20,7 +20,7 @@ typedef struct {
   guint64 activation_bytes, gradient_bytes, saved_bytes, workspace_bytes, param_bytes;
   guint n_inplace;              /* nodes run in place */
   guint n_folded;               /* batch norms folded into the convolution before them */
-  guint n_fused_relus;          /* ReLUs applied by the convolution or batch norm before them */
+  guint n_fused_relus;          /* ReLUs applied by the layer before them */
 } CsExecPlan;
 
 /* Plans and allocates everything for batches of up to BATCH images. In training mode the
@@ -33,9 +33,8 @@ typedef enum {
   CS_EXEC_KEEP_GRADIENTS = 1 << 1,  /* keep every node's output gradient to the step's end */
   /* Run every layer as written. Otherwise, at inference, a batch norm right after a convolution
    * (its only reader) is folded into the convolution's weights and bias, and a ReLU right after
-   * either is applied by the convolution; a ReLU right after a batch norm that stays is applied
-   * by the batch norm, in training too where the backend can (not with KEEP_GRADIENTS). The
-   * folded layers are skipped. */
+   * a layer is applied by it where the backend can (CsBackend.applies_relu), in training too
+   * (not with KEEP_GRADIENTS). The folded layers are skipped. */
   CS_EXEC_UNFUSED        = 1 << 2,
 } CsExecFlags;
 

@@ -1301,8 +1301,9 @@ cs_cuda_backend_new (CsMath math, GError **error)
   cu->allocs = g_hash_table_new (g_direct_hash, g_direct_equal);
   be->name = "cuda";
   be->host_memory = FALSE;
-  /* cuDNN's training batch norm takes no ReLU in NCHW float32; the inference kernel is ours. */
-  be->bn_relu_inference = TRUE;
+  /* At inference, cuDNN's fused convolution and our batch norm kernel apply the ReLU after them;
+   * cuDNN's training batch norm takes none in NCHW float32. */
+  be->applies_relu[FALSE][CS_OP_CONV] = be->applies_relu[FALSE][CS_OP_BN] = TRUE;
   be->alloc = cuda_alloc;
   be->release = cuda_release;
   be->upload = cuda_upload;

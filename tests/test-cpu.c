@@ -1775,8 +1775,8 @@ test_fold_bn (void)
   g_autofree double *want = forward (r);
   rig_exec (r, FALSE, 0);
   g_assert_cmpuint (cs_exec_plan (r->x)->n_folded, ==, 3);  /* not bn4, after an fc */
-  /* After bn1 and c4 by the convolution, after bn4 by the batch norm. */
-  g_assert_cmpuint (cs_exec_plan (r->x)->n_fused_relus, ==, 3);
+  /* After bn1 and c4 by the convolution, after the sum by it, after bn4 by the batch norm. */
+  g_assert_cmpuint (cs_exec_plan (r->x)->n_fused_relus, ==, 4);
   g_autofree double *got = forward (r);
   g_assert_cmpfloat (max_rel_diff (got, want, n), <, 1e-6);
   g_assert_cmpfloat (max_rel_diff (got, want, n), >, 0);  /* it did run differently */
@@ -1798,20 +1798,21 @@ test_fold_bn (void)
   rig_free (r);
 }
 
-/* In training, a ReLU right after a batch norm is applied by the batch norm, whose backward
+/* In training, a ReLU right after a batch norm or a sum is applied by that layer, whose backward
  * masks the gradient: the same sums in the same order as the two layers as written (each checked
  * by finite differences above), so the same bits after a few steps. Not when every gradient is
- * kept (the batch norm's own would be missing), nor after a layer other than a batch norm. */
+ * kept (the layer's own would be missing), nor after a convolution. */
 static void
-test_fuse_bn_relu_training (void)
+test_fuse_relu_training (void)
 {
   const char *text = IN "c1: conv 4 3x3 pad 1 nobias\nbn\nrelu\nc2: conv 4 3x3 pad 1\nrelu\n"
                      "add { { c3: conv 4 3x3 pad 1; bn; relu; c4: conv 4 1x1; bn } { } }\nrelu\n"
+                     "mean { { c5: conv 4 3x3 pad 1 } { c6: conv 4 1x1 } }\nrelu\n"
                      "post: fc 6\nbn\nrelu\nfc 4\n";
   Rig *r[2] = { rig_new (text, 3), rig_new (text, 3) };
   rig_exec_flags (r[0], CS_EXEC_TRAINING, 4);
   rig_exec_flags (r[1], CS_EXEC_TRAINING | CS_EXEC_UNFUSED, 4);
-  g_assert_cmpuint (cs_exec_plan (r[0]->x)->n_fused_relus, ==, 3);
+  g_assert_cmpuint (cs_exec_plan (r[0]->x)->n_fused_relus, ==, 5);
   g_assert_cmpuint (cs_exec_plan (r[0]->x)->n_folded, ==, 0);
   g_assert_cmpuint (cs_exec_plan (r[1]->x)->n_fused_relus, ==, 0);
   GError *error = NULL;
@@ -1903,7 +1904,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cpu/plan/chain", test_plan_chain);
   g_test_add_func ("/cpu/plan/param-blocks", test_param_blocks);
   g_test_add_func ("/cpu/plan/fold-bn", test_fold_bn);
-  g_test_add_func ("/cpu/plan/fuse-bn-relu-training", test_fuse_bn_relu_training);
+  g_test_add_func ("/cpu/plan/fuse-relu-training", test_fuse_relu_training);
   g_test_add_func ("/cpu/threads/same-bits", test_threads_same_bits);
   g_test_add_func ("/cpu/plan/branchy", test_plan_branchy);
   g_test_add_func ("/cpu/plan/shared-input", test_plan_shared_input);

@@ -1411,18 +1411,35 @@ sum_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
   guint k = cs_kernel_join_kept (a, kept);
   float scale = a->node->op == CS_OP_MEAN ? 1.0f / k : 1.0f;
   gsize n = out_numel (a);
+  guint last = 0;
+  for (guint i = 0; i < a->n_in; i++)
+    last = kept[i] ? i : last;
   gboolean first = TRUE;
+  float *restrict y = a->out;
   for (guint i = 0; i < a->n_in; i++)
     {
       if (!kept[i])
         continue;
-      const float *x = a->in[i];
-      if (first)
+      const float *restrict x = a->in[i];
+      /* The ReLU, if it applies one, with the last input: v > 0 ? v : 0, as relu_forward. */
+      gboolean relu = a->relu && i == last;
+      if (first && relu)
 #pragma omp parallel for simd if (n >= PAR_MIN) schedule (static)
         for (gsize j = 0; j < n; j++)
-          a->out[j] = scale * x[j];
+          y[j] = scale * x[j] > 0.0f ? scale * x[j] : 0.0f;
+      else if (first)
+#pragma omp parallel for simd if (n >= PAR_MIN) schedule (static)
+        for (gsize j = 0; j < n; j++)
+          y[j] = scale * x[j];
+      else if (relu)
+#pragma omp parallel for simd if (n >= PAR_MIN) schedule (static)
+        for (gsize j = 0; j < n; j++)
+          {
+            float v = y[j] + scale * x[j];
+            y[j] = v > 0.0f ? v : 0.0f;
+          }
       else
-        add_into (a->out, x, n, scale);
+        add_into (y, x, n, scale);
       first = FALSE;
     }
   return TRUE;
@@ -1434,9 +1451,19 @@ sum_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
   gboolean kept[a->n_in];
   guint k = cs_kernel_join_kept (a, kept);
   float scale = a->node->op == CS_OP_MEAN ? 1.0f / k : 1.0f;
+  gsize n = out_numel (a);
   for (guint i = 0; i < a->n_in; i++)
-    if (kept[i] && a->d_in[i])
-      add_into (a->d_in[i], a->d_out, out_numel (a), scale);
+    if (kept[i] && a->d_in[i] && a->relu)
+      {
+        /* The gradient before the ReLU applied, as relu_backward computes it. */
+        const float *restrict y = a->out, *restrict dy = a->d_out;
+        float *restrict dx = a->d_in[i];
+#pragma omp parallel for simd if (n >= PAR_MIN) schedule (static)
+        for (gsize j = 0; j < n; j++)
+          dx[j] += scale * (dy[j] * (float) (y[j] > 0.0f));
+      }
+    else if (kept[i] && a->d_in[i])
+      add_into (a->d_in[i], a->d_out, n, scale);
   return TRUE;
 }
 
@@ -1604,7 +1631,12 @@ cs_cpu_backend_new (void)
   CsBackend *be = &cpu->base;
   be->name = "cpu";
   be->host_memory = TRUE;
-  be->bn_relu_inference = be->bn_relu_training = TRUE;
+  for (int training = 0; training < 2; training++)
+    {
+      be->applies_relu[training][CS_OP_BN] = TRUE;
+      be->applies_relu[training][CS_OP_ADD] = be->applies_relu[training][CS_OP_MEAN] = TRUE;
+    }
+  be->applies_relu[FALSE][CS_OP_CONV] = TRUE;
   be->description = g_strdup_printf ("CPU (%s)", cs_blas_describe ());
   be->alloc = cpu_alloc;
   be->release = cpu_release;
