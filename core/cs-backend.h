@@ -19,6 +19,10 @@ typedef struct {
   float *const *in;             /* activations of the inputs; in[0] == out when run in place */
   float *out;
   float *const *d_in;           /* input gradients, added to; an entry is NULL when not needed */
+  /* Per input, or NULL: TRUE where d_in[i] holds nothing yet this step (on a backend with
+   * fresh_gradients), so that the kernel sets every value of it instead of adding to it. When
+   * one input comes twice, its first place is the fresh one; kernels go in input order. */
+  const gboolean *d_in_fresh;
   const float *d_out;
   float *w, *b, *dw, *db;       /* conv, fc and batch norm parameters and their gradients */
   /* Apply a ReLU to the output, for the kinds the backend's applies_relu names. In training the
@@ -79,6 +83,9 @@ struct _CsBackend {
   /* [training][kind]: the kinds whose kernels apply CsKernelArgs.relu, at inference and in
    * training. */
   gboolean applies_relu[2][CS_OP_COUNT];
+  /* Its backward kernels honour CsKernelArgs.d_in_fresh: the executor leaves a gradient's first
+   * writer to set it. Otherwise it zeroes each gradient before the first adds to it. */
+  gboolean fresh_gradients;
   char *description;            /* for people: the device, the library versions */
   float   *(*alloc)     (CsBackend *be, gsize n, GError **error);   /* n floats, zeroed */
   void     (*release)   (CsBackend *be, float *p);

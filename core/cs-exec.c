@@ -15,7 +15,7 @@ struct _CsExec {
   CsGraph *g;
   CsBackend *be;
   guint batch, n;               /* planned batch; images in the last call */
-  gboolean training, keep_gradients;
+  gboolean training, keep_gradients, poison;
   guint64 seed, step;
 
   guint n_order;
@@ -40,6 +40,7 @@ struct _CsExec {
   gboolean *touched;
   CsShape *in_shapes;           /* scratch for kernel arguments */
   float **in_ptrs, **din_ptrs;
+  gboolean *din_fresh;
   guint max_inputs;
   CsExecPlan plan;
   gboolean tracing;             /* tag work with its node and phase for the backend's tracer */
@@ -363,9 +364,9 @@ fold_one (CsExec *x, const CsNode *u, const CsNode *n, GError **error)
  * on a layer's output (or on a folded batch norm's) is applied by that layer as it writes its
  * output, where the backend's kernels for the kind can (CsBackend.applies_relu: convolutions at
  * inference, batch norms and sums in training too, whose backward then masks the gradient). The
- * folded nodes are skipped. Not when training keeps every node's gradient: the batch norm's own would be
- * missing. Chosen before the memory plan, which keeps a fused ReLU's gradient for the backward
- * of the layer that applies it. */
+ * folded nodes are skipped. Not when training keeps every node's gradient: the layer's own
+ * would be missing. Chosen before the memory plan, which keeps a fused ReLU's gradient for the
+ * backward of the layer that applies it. */
 static void
 choose_folds (CsExec *x, gboolean fold)
 {
@@ -445,6 +446,7 @@ cs_exec_new (CsNet *net, CsBackend *be, guint batch, CsExecFlags flags, guint64 
   x->batch = batch;
   x->training = (flags & CS_EXEC_TRAINING) != 0;
   x->keep_gradients = x->training && (flags & CS_EXEC_KEEP_GRADIENTS);
+  x->poison = (flags & CS_EXEC_POISON_FRESH) && be->host_memory && be->fresh_gradients;
   x->seed = seed;
   x->order = g_new (guint, nn);
   x->pos = g_new (gint, nn);
@@ -488,6 +490,7 @@ cs_exec_new (CsNet *net, CsBackend *be, guint batch, CsExecFlags flags, guint64 
   x->in_shapes = g_new (CsShape, MAX (x->max_inputs, 1));
   x->in_ptrs = g_new0 (float *, MAX (x->max_inputs, 1));
   x->din_ptrs = g_new0 (float *, MAX (x->max_inputs, 1));
+  x->din_fresh = g_new0 (gboolean, MAX (x->max_inputs, 1));
 
   choose_inplace (x);
   choose_folds (x, !(flags & CS_EXEC_UNFUSED));
@@ -548,7 +551,7 @@ cs_exec_free (CsExec *x)
     x->be->release (x->be, x->work);
   g_free (x->order), g_free (x->pos), g_free (x->value_of), g_free (x->run_inplace);
   g_free (x->act_off), g_free (x->grad_off), g_free (x->touched), g_free (x->heads);
-  g_free (x->in_shapes), g_free (x->in_ptrs), g_free (x->din_ptrs);
+  g_free (x->in_shapes), g_free (x->in_ptrs), g_free (x->din_ptrs), g_free (x->din_fresh);
   g_free (x);
 }
 
@@ -686,15 +689,21 @@ backward_node (CsExec *x, const CsNode *node, GError **error)
     {
       guint u = node->inputs[i];
       x->din_ptrs[i] = grad (x, u);
+      x->din_fresh[i] = FALSE;
       if (x->din_ptrs[i] && !x->touched[u])
         {
-          if (!x->be->zero (x->be, x->din_ptrs[i], numel (cs_graph_node (x->g, u), x->n),
-                            error))
+          gsize len = numel (cs_graph_node (x->g, u), x->n);
+          if (x->be->fresh_gradients)
+            x->din_fresh[i] = TRUE;
+          else if (!x->be->zero (x->be, x->din_ptrs[i], len, error))
             return FALSE;
+          for (gsize j = 0; x->poison && j < len; j++)
+            x->din_ptrs[i][j] = NAN;
           x->touched[u] = TRUE;
         }
     }
   a.d_in = x->din_ptrs;
+  a.d_in_fresh = x->din_fresh;
   a.d_out = grad (x, out);
   if (a.dw && !x->be->zero (x->be, a.dw, tensor_numel (x->net, x->net->weight[node->id]),
                             error))

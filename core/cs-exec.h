@@ -36,6 +36,9 @@ typedef enum {
    * a layer is applied by it where the backend can (CsBackend.applies_relu), in training too
    * (not with KEEP_GRADIENTS). The folded layers are skipped. */
   CS_EXEC_UNFUSED        = 1 << 2,
+  /* For tests, on a host-memory backend with fresh_gradients: fill each gradient with NaN
+   * before its first writer, so that a kernel that adds where it should set shows. */
+  CS_EXEC_POISON_FRESH   = 1 << 3,
 } CsExecFlags;
 
 CsExec  *cs_exec_new   (CsNet *net, CsBackend *be, guint batch, CsExecFlags flags,

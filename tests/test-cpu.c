@@ -69,12 +69,14 @@ rig_new (const char *text, guint batch)
   return r;
 }
 
+/* Gradients start as NaN rather than stale values: a backward kernel that adds to a gradient it
+ * should set, or leaves part of it unset, shows in every check that reads it. */
 static void
 rig_exec_flags (Rig *r, CsExecFlags flags, guint64 seed)
 {
   GError *error = NULL;
   g_clear_pointer (&r->x, cs_exec_free);
-  r->x = cs_exec_new (r->net, r->be, r->batch, flags, seed, &error);
+  r->x = cs_exec_new (r->net, r->be, r->batch, flags | CS_EXEC_POISON_FRESH, seed, &error);
   g_assert_no_error (error);
   g_assert_nonnull (r->x);
 }

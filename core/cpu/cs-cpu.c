@@ -14,7 +14,8 @@
 #include <omp.h>
 #endif
 
-/* Backward kernels add to a->d_in[i]; an entry may be NULL when that gradient is not needed.
+/* Backward kernels add to a->d_in[i], or set it where it is fresh (CsKernelArgs.d_in_fresh: the
+ * executor then leaves it unzeroed); an entry may be NULL when that gradient is not needed.
  *
  * The kernels' own loops are split over OpenMP's threads, which are OpenBLAS's threads too (see
  * core/meson.build). Each thread writes its own part of the output and no sum is split between
@@ -115,12 +116,39 @@ cpu_zero (CsBackend *be, float *p, gsize n, GError **error)
   return TRUE;
 }
 
+/* Whether a kernel sets its I-th input gradient rather than adding to it (d_in_fresh). */
+static gboolean
+fresh (const CsKernelArgs *a, guint i)
+{
+  return a->d_in_fresh && a->d_in_fresh[i];
+}
+
+/* What a kernel keeps of a gradient's value before adding to it: all of its bits, or none where
+ * it sets the gradient. A mask rather than a test, so that the loops stay branch-free and
+ * vectorise; and 0 + v rather than v, the bits a zeroed gradient would give. */
+static guint32
+keep_mask (const CsKernelArgs *a, guint i)
+{
+  return fresh (a, i) ? 0 : G_MAXUINT32;
+}
+
+static inline float
+kept_bits (guint32 mask, float old)
+{
+  guint32 bits;
+  memcpy (&bits, &old, sizeof bits);
+  bits &= mask;
+  memcpy (&old, &bits, sizeof bits);
+  return old;
+}
+
+/* dst = (dst masked by KEEP, as kept_bits) + scale * src. */
 static void
-add_into (float *restrict dst, const float *restrict src, gsize n, float scale)
+add_into (float *restrict dst, const float *restrict src, gsize n, float scale, guint32 keep)
 {
 #pragma omp parallel for simd if (n >= PAR_MIN) schedule (static)
   for (gsize i = 0; i < n; i++)
-    dst[i] += scale * src[i];
+    dst[i] = kept_bits (keep, dst[i]) + scale * src[i];
 }
 
 /* ---- convolution ------------------------------------------------------------------------ */
@@ -492,8 +520,8 @@ winograd_backward_data (const CsKernelArgs *a)
   gsize in_vol = (gsize) g.c * g.h * g.w, out_vol = (gsize) K * g.oh * g.ow;
   for (guint b0 = 0; b0 < a->batch; b0 += tile)
     winograd_run (a->d_out + b0 * out_vol, K, g.oh, g.ow, a->d_in[0] + b0 * in_vol, g.c, g.h,
-                  g.w, 2 - g.ph, 2 - g.pw, MIN (tile, a->batch - b0), U, NULL, FALSE, TRUE,
-                  rest, a->work_len - filters);
+                  g.w, 2 - g.ph, 2 - g.pw, MIN (tile, a->batch - b0), U, NULL, FALSE,
+                  !fresh (a, 0), rest, a->work_len - filters);
 }
 
 /* Workspace of a tile: the column matrix [K, T*HW], then the output or its gradient [Cog, T*HW]. */
@@ -662,10 +690,12 @@ im2col_backward (const CsKernelArgs *a)
               }
           if (a->d_in[0] == NULL)
             continue;
+          gboolean set = fresh (a, 0);
+          guint32 keep = keep_mask (a, 0);
           if (direct)
             {
               cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, K, ld, cog, 1.0f, w, K, dy,
-                           ld, 1.0f, a->d_in[0] + b0 * in_vol + goff, ld);
+                           ld, set ? 0.0f : 1.0f, a->d_in[0] + b0 * in_vol + goff, ld);
               continue;
             }
           /* The columns are no longer needed: their gradient takes their place. */
@@ -681,10 +711,15 @@ im2col_backward (const CsKernelArgs *a)
                     const float *from = col + c * ld + i * hw;
                     float *d = dx + (gsize) c * hw;
                     for (gsize j = 0; j < hw; j++)
-                      d[j] += from[j];
+                      d[j] = kept_bits (keep, d[j]) + from[j];
                   }
               else
-                col2im_add (col + i * hw, &g, dx, ld);
+                {
+                  /* Windows overlap: a fresh gradient is zeroed first, while it is in cache. */
+                  if (set)
+                    cpu_zero (NULL, dx, (gsize) g.c * g.h * g.w, NULL);
+                  col2im_add (col + i * hw, &g, dx, ld);
+                }
             }
         }
     }
@@ -701,7 +736,7 @@ fc_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
                0.0f, a->out, out);
   if (a->b)
     for (int i = 0; i < n; i++)
-      add_into (a->out + (gsize) i * out, a->b, out, 1.0f);
+      add_into (a->out + (gsize) i * out, a->b, out, 1.0f, G_MAXUINT32);
   return TRUE;
 }
 
@@ -711,12 +746,12 @@ fc_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
   int in = (int) vol (&a->in_shape[0]), out = (int) a->node->p.out, n = (int) a->batch;
   if (a->d_in[0])
     cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, 1.0f, a->d_out, out,
-                 a->w, in, 1.0f, a->d_in[0], in);
+                 a->w, in, fresh (a, 0) ? 0.0f : 1.0f, a->d_in[0], in);
   cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, 1.0f, a->d_out, out,
                a->in[0], in, 1.0f, a->dw, in);
   if (a->db)
     for (int i = 0; i < n; i++)
-      add_into (a->db, a->d_out + (gsize) i * out, out, 1.0f);
+      add_into (a->db, a->d_out + (gsize) i * out, out, 1.0f, G_MAXUINT32);
   return TRUE;
 }
 
@@ -838,12 +873,15 @@ maxpool_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
   CsPoolGeom g = cs_kernel_pool_geom (a->node, &a->in_shape[0]);
   gsize planes = (gsize) a->batch * a->in_shape[0].c, n = (gsize) g.oh * g.ow;
   const gint32 *where = (const gint32 *) a->saved;
+  gboolean set = fresh (a, 0);
 #pragma omp parallel for if (planes * n >= PAR_MIN) schedule (static)
   for (gsize pl = 0; pl < planes; pl++)
     {
       const gint32 *at = where + pl * n;
       const float *dy = a->d_out + pl * n;
       float *dx = a->d_in[0] + pl * g.h * g.w;
+      if (set)
+        memset (dx, 0, (gsize) g.h * g.w * sizeof (float));
       for (gsize o = 0; o < n; o++)
         if (at[o] >= 0)
           dx[at[o]] += dy[o];
@@ -862,6 +900,8 @@ avgpool_run (const CsKernelArgs *a, gboolean backward)
     {
       const float *x = a->in[0] + pl * g.h * g.w;
       float *dx = backward ? a->d_in[0] + pl * g.h * g.w : NULL;
+      if (dx && fresh (a, 0))
+        memset (dx, 0, (gsize) g.h * g.w * sizeof (float));
       for (int oh = 0; oh < g.oh; oh++)
         for (int ow = 0; ow < g.ow; ow++)
           {
@@ -950,6 +990,7 @@ lrn_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
   int C = (int) a->in_shape[0].c, half = (int) p->size / 2;
   float beta = (float) p->beta, coef = (float) (2.0 * p->alpha * p->beta / p->size);
   float *scale = a->work, *ratio = a->work + v;
+  guint32 keep = keep_mask (a, 0);
   for (guint b = 0; b < a->batch; b++)
     {
       const float *x = a->in[0] + b * v, *y = a->out + b * v, *dy = a->d_out + b * v;
@@ -966,7 +1007,7 @@ lrn_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
             for (int j = MAX (0, c - half); j <= MIN (C - 1, c + half); j++)
               s += ratio[j * hw + i];
             gsize o = c * hw + i;
-            dx[o] += dy[o] * powf (scale[o], -beta) - coef * x[o] * s;
+            dx[o] = kept_bits (keep, dx[o]) + (dy[o] * powf (scale[o], -beta) - coef * x[o] * s);
           }
     }
   return TRUE;
@@ -1117,6 +1158,7 @@ bn_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
   int C = (int) a->in_shape[0].c;
   gsize hw = (gsize) a->in_shape[0].h * a->in_shape[0].w, v = C * hw;
   double m = (double) a->batch * hw;
+  guint32 keep = keep_mask (a, 0);
 #pragma omp parallel for if (v * a->batch >= PAR_MIN) schedule (static)
   for (int c = 0; c < C; c++)
     {
@@ -1140,7 +1182,7 @@ bn_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
         a->db[c] += (float) sdy;
       if (a->d_in[0] == NULL)
         continue;
-      /* dx = k * (m * dy - sum dy - xhat * sum (dy * xhat)), written as dx += A * dy + B * x + C. */
+      /* dx = k * (m * dy - sum dy - xhat * sum (dy * xhat)), added as A * dy + B * x + C. */
       float k = (float) (gamma * invstd / m);
       float ca = (float) (k * m), cb = (float) (-k * invstd * sdyx);
       float cc = (float) (-k * sdy + k * invstd * sdyx * mean);
@@ -1151,10 +1193,11 @@ bn_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
           float *dx = a->d_in[0] + b * v + c * hw;
           if (a->relu)
             for (gsize i = 0; i < hw; i++)
-              dx[i] += ca * (dy[i] * (float) (y[i] > 0.0f)) + cb * x[i] + cc;
+              dx[i] = kept_bits (keep, dx[i])
+                      + (ca * (dy[i] * (float) (y[i] > 0.0f)) + cb * x[i] + cc);
           else
             for (gsize i = 0; i < hw; i++)
-              dx[i] += ca * dy[i] + cb * x[i] + cc;
+              dx[i] = kept_bits (keep, dx[i]) + (ca * dy[i] + cb * x[i] + cc);
         }
     }
   return TRUE;
@@ -1196,12 +1239,13 @@ relu_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
   const float *restrict y = a->out, *restrict dy = a->d_out;
   float *restrict dx = a->d_in[0];
   gsize n = out_numel (a);
+  guint32 keep = keep_mask (a, 0);
   /* A 0/1 factor rather than a select: GCC turns the select into a branch here. */
 #pragma omp parallel for simd if (n >= PAR_MIN) schedule (static)
   for (gsize i = 0; i < n; i++)
     {
       float pos = (float) (y[i] > 0.0f);
-      dx[i] += dy[i] * (pos + (1.0f - pos) * slope);
+      dx[i] = kept_bits (keep, dx[i]) + dy[i] * (pos + (1.0f - pos) * slope);
     }
   return TRUE;
 }
@@ -1220,9 +1264,11 @@ static gboolean
 sigmoid_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
 {
   gsize n = a->d_in[0] ? out_numel (a) : 0;
+  guint32 keep = keep_mask (a, 0);
 #pragma omp parallel for simd if (n >= PAR_MIN) schedule (static)
   for (gsize i = 0; i < n; i++)
-    a->d_in[0][i] += a->d_out[i] * a->out[i] * (1.0f - a->out[i]);
+    a->d_in[0][i] = kept_bits (keep, a->d_in[0][i])
+                    + a->d_out[i] * a->out[i] * (1.0f - a->out[i]);
   return TRUE;
 }
 
@@ -1240,9 +1286,11 @@ static gboolean
 tanh_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
 {
   gsize n = a->d_in[0] ? out_numel (a) : 0;
+  guint32 keep = keep_mask (a, 0);
 #pragma omp parallel for simd if (n >= PAR_MIN) schedule (static)
   for (gsize i = 0; i < n; i++)
-    a->d_in[0][i] += a->d_out[i] * (1.0f - a->out[i] * a->out[i]);
+    a->d_in[0][i] = kept_bits (keep, a->d_in[0][i])
+                    + a->d_out[i] * (1.0f - a->out[i] * a->out[i]);
   return TRUE;
 }
 
@@ -1256,7 +1304,7 @@ static gboolean
 copy_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
 {
   if (a->d_in[0])
-    add_into (a->d_in[0], a->d_out, out_numel (a), 1.0f);
+    add_into (a->d_in[0], a->d_out, out_numel (a), 1.0f, keep_mask (a, 0));
   return TRUE;
 }
 
@@ -1269,10 +1317,10 @@ dropout_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
   if (!a->training || p == 0)
     return copy_forward (be, a, error);
   gsize n = out_numel (a);
-  float keep = 1.0f / (1.0f - p);
+  float gain = 1.0f / (1.0f - p);
 #pragma omp parallel for if (n >= PAR_MIN) schedule (static)
   for (gsize i = 0; i < n; i++)
-    a->out[i] = cs_uniform (a->seed, i) >= p ? a->in[0][i] * keep : 0.0f;
+    a->out[i] = cs_uniform (a->seed, i) >= p ? a->in[0][i] * gain : 0.0f;
   return TRUE;
 }
 
@@ -1285,11 +1333,12 @@ dropout_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
   if (p == 0)
     return copy_backward (be, a, error);
   gsize n = out_numel (a);
-  float keep = 1.0f / (1.0f - p);
+  float gain = 1.0f / (1.0f - p);
+  guint32 keep = keep_mask (a, 0);
 #pragma omp parallel for if (n >= PAR_MIN) schedule (static)
   for (gsize i = 0; i < n; i++)
-    if (cs_uniform (a->seed, i) >= p)
-      a->d_in[0][i] += a->d_out[i] * keep;
+    a->d_in[0][i] = kept_bits (keep, a->d_in[0][i])
+                    + (cs_uniform (a->seed, i) >= p ? a->d_out[i] * gain : 0.0f);
   return TRUE;
 }
 
@@ -1315,7 +1364,9 @@ droppath_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
     return TRUE;
   float s = cs_kernel_droppath_factor (a);
   if (s != 0)
-    add_into (a->d_in[0], a->d_out, out_numel (a), s);
+    add_into (a->d_in[0], a->d_out, out_numel (a), s, keep_mask (a, 0));
+  else if (fresh (a, 0))
+    cpu_zero (be, a->d_in[0], out_numel (a), error);
   return TRUE;
 }
 
@@ -1351,6 +1402,7 @@ softmax_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
     return TRUE;
   int C = (int) a->node->shape.c;
   gsize hw = (gsize) a->node->shape.h * a->node->shape.w;
+  guint32 keep = keep_mask (a, 0);
   for (guint b = 0; b < a->batch; b++)
     for (gsize i = 0; i < hw; i++)
       {
@@ -1360,7 +1412,7 @@ softmax_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
         for (int c = 0; c < C; c++)
           dot += y[c * hw] * dy[c * hw];
         for (int c = 0; c < C; c++)
-          dx[c * hw] += y[c * hw] * (dy[c * hw] - dot);
+          dx[c * hw] = kept_bits (keep, dx[c * hw]) + y[c * hw] * (dy[c * hw] - dot);
       }
   return TRUE;
 }
@@ -1397,7 +1449,7 @@ concat_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
         {
           gsize iv = vol (&a->in_shape[i]);
           if (a->d_in[i])
-            add_into (a->d_in[i] + b * iv, dy, iv, 1.0f);
+            add_into (a->d_in[i] + b * iv, dy, iv, 1.0f, keep_mask (a, i));
           dy += iv;
         }
     }
@@ -1439,7 +1491,7 @@ sum_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
             y[j] = v > 0.0f ? v : 0.0f;
           }
       else
-        add_into (y, x, n, scale);
+        add_into (y, x, n, scale, G_MAXUINT32);
       first = FALSE;
     }
   return TRUE;
@@ -1458,12 +1510,15 @@ sum_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
         /* The gradient before the ReLU applied, as relu_backward computes it. */
         const float *restrict y = a->out, *restrict dy = a->d_out;
         float *restrict dx = a->d_in[i];
+        guint32 keep = keep_mask (a, i);
 #pragma omp parallel for simd if (n >= PAR_MIN) schedule (static)
         for (gsize j = 0; j < n; j++)
-          dx[j] += scale * (dy[j] * (float) (y[j] > 0.0f));
+          dx[j] = kept_bits (keep, dx[j]) + scale * (dy[j] * (float) (y[j] > 0.0f));
       }
     else if (kept[i] && a->d_in[i])
-      add_into (a->d_in[i], a->d_out, n, scale);
+      add_into (a->d_in[i], a->d_out, n, scale, keep_mask (a, i));
+    else if (a->d_in[i] && fresh (a, i))
+      cpu_zero (be, a->d_in[i], n, error);  /* a dropped input */
   return TRUE;
 }
 
@@ -1637,6 +1692,7 @@ cs_cpu_backend_new (void)
       be->applies_relu[training][CS_OP_ADD] = be->applies_relu[training][CS_OP_MEAN] = TRUE;
     }
   be->applies_relu[FALSE][CS_OP_CONV] = TRUE;
+  be->fresh_gradients = TRUE;
   be->description = g_strdup_printf ("CPU (%s)", cs_blas_describe ());
   be->alloc = cpu_alloc;
   be->release = cpu_release;
