@@ -30,8 +30,8 @@ struct _CsExec {
   float *block[P_COUNT];        /* where the parameters live (alloc_params) */
   gsize block_len[P_COUNT];
   gint *folded_into;            /* the node a batch norm or ReLU is folded into, which does its
-                                 * work; -1 when none (plan_folds) */
-  gint *relu_of;                /* per convolution or batch norm: the ReLU it applies, or -1 */
+                                 * work; -1 when none (choose_folds) */
+  gint *relu_of;                /* per node: the ReLU it applies, or -1 */
   float **fold_w, **fold_b;     /* per convolution with a batch norm folded in */
   float *work;
   gsize work_len;
@@ -238,7 +238,7 @@ plan_memory (CsExec *x, GError **error)
         {
           guint v = x->order[k];
           const CsNode *n = cs_graph_node (g, v);
-          /* A batch norm that applies a ReLU starts its backward from the ReLU's gradient. */
+          /* A layer that applies a ReLU starts its backward from the ReLU's gradient. */
           if (n->op == CS_OP_INPUT || x->relu_of[v] >= 0)
             continue;
           guint last = k;
