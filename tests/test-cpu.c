@@ -138,6 +138,39 @@ train_step (Rig *r)
   return res;
 }
 
+/* N SGD steps (learning rate 0.05, momentum 0.9, decay 1e-3) with their results in RES. */
+static void
+train_steps (Rig *r, guint n, CsStepResult *res)
+{
+  GError *error = NULL;
+  for (guint step = 0; step < n; step++)
+    {
+      g_assert_true (cs_exec_train_step (r->x, r->input, r->labels, r->batch, 0.05f, 0.9f, 1e-3f,
+                                         &res[step], &error));
+      g_assert_no_error (error);
+    }
+}
+
+/* Every tensor of A's net (parameters and buffers) equals B's: bit for bit with TOL 0, else to TOL
+ * relative (absolute below 1). Returns how many were compared. */
+static guint
+assert_same_tensors (Rig *a, Rig *b, double tol)
+{
+  g_assert_cmpuint (a->net->tensors->len, ==, b->net->tensors->len);
+  for (guint t = 0; t < a->net->tensors->len; t++)
+    {
+      CsTensor *x = a->net->tensors->pdata[t], *y = b->net->tensors->pdata[t];
+      g_assert_cmpstr (x->name, ==, y->name);
+      if (tol == 0)
+        g_assert_cmpmem (x->data, x->numel * sizeof (float), y->data, y->numel * sizeof (float));
+      else
+        for (gsize i = 0; i < x->numel; i++)
+          g_assert_cmpfloat (fabsf (x->data[i] - y->data[i]), <=,
+                             tol * MAX (1, fabsf (x->data[i])));
+    }
+  return a->net->tensors->len;
+}
+
 static double
 eval_loss (Rig *r)
 {
@@ -1670,16 +1703,8 @@ test_param_blocks (void)
     }
   g_assert_true (cs_exec_sync_to_net (dev->x, &error));
   g_assert_no_error (error);
-  guint compared = 0;
-  for (guint t = 0; t < host->net->tensors->len; t++)
-    {
-      CsTensor *x = host->net->tensors->pdata[t], *y = dev->net->tensors->pdata[t];
-      g_assert_cmpstr (x->name, ==, y->name);
-      g_assert_cmpmem (x->data, x->numel * sizeof (float), y->data, y->numel * sizeof (float));
-      compared++;
-    }
   /* stem, a, b, aux_fc, post, the last fc with their biases, both batch norms' four tensors */
-  g_assert_cmpuint (compared, >=, 16);
+  g_assert_cmpuint (assert_same_tensors (host, dev, 0), >=, 16);
   rig_free (host);
   rig_free (dev);
 }
@@ -1709,15 +1734,7 @@ test_threads_same_bits (void)
       omp_set_num_threads (k == 0 ? 1 : 3);
       r[k] = rig_new (text, 3);
       rig_exec (r[k], TRUE, 5);  /* planned for this many threads */
-      GError *error = NULL;
-      for (guint step = 0; step < 3; step++)
-        {
-          g_assert_true (cs_exec_train_step (r[k]->x, r[k]->input, r[k]->labels, 3, 0.05f,
-                                             0.9f, 1e-3f, &res[k][step], &error));
-          g_assert_no_error (error);
-        }
-      g_assert_true (cs_exec_sync_to_net (r[k]->x, &error));
-      g_assert_no_error (error);
+      train_steps (r[k], 3, res[k]);
     }
   omp_set_num_threads (was);
   gboolean exact = !cs_blas_generic ();
@@ -1727,16 +1744,7 @@ test_threads_same_bits (void)
     else
       g_assert_cmpfloat_with_epsilon (res[0][step].loss, res[1][step].loss, 1e-5);
   g_assert_cmpfloat (res[0][0].loss, !=, res[0][2].loss);  /* the steps did change the weights */
-  for (guint t = 0; t < r[0]->net->tensors->len; t++)
-    {
-      CsTensor *x = r[0]->net->tensors->pdata[t], *y = r[1]->net->tensors->pdata[t];
-      if (exact)
-        g_assert_cmpmem (x->data, x->numel * sizeof (float), y->data, y->numel * sizeof (float));
-      else
-        for (gsize i = 0; i < x->numel; i++)
-          g_assert_cmpfloat (fabsf (x->data[i] - y->data[i]), <=,
-                             1e-5 * MAX (1, fabsf (x->data[i])));
-    }
+  assert_same_tensors (r[0], r[1], exact ? 0 : 1e-5);
   rig_free (r[0]);
   rig_free (r[1]);
 #endif
@@ -1817,22 +1825,12 @@ test_fuse_relu_training (void)
   g_assert_cmpuint (cs_exec_plan (r[0]->x)->n_fused_relus, ==, 5);
   g_assert_cmpuint (cs_exec_plan (r[0]->x)->n_folded, ==, 0);
   g_assert_cmpuint (cs_exec_plan (r[1]->x)->n_fused_relus, ==, 0);
-  GError *error = NULL;
+  CsStepResult res[2][3];
+  train_steps (r[0], 3, res[0]);
+  train_steps (r[1], 3, res[1]);
   for (guint step = 0; step < 3; step++)
-    {
-      CsStepResult a, b;
-      g_assert_true (cs_exec_train_step (r[0]->x, r[0]->input, r[0]->labels, 3, 0.05f, 0.9f,
-                                         1e-3f, &a, &error));
-      g_assert_true (cs_exec_train_step (r[1]->x, r[1]->input, r[1]->labels, 3, 0.05f, 0.9f,
-                                         1e-3f, &b, &error));
-      g_assert_no_error (error);
-      g_assert_cmpfloat (a.loss, ==, b.loss);
-    }
-  for (guint t = 0; t < r[0]->net->tensors->len; t++)
-    {
-      CsTensor *x = r[0]->net->tensors->pdata[t], *y = r[1]->net->tensors->pdata[t];
-      g_assert_cmpmem (x->data, x->numel * sizeof (float), y->data, y->numel * sizeof (float));
-    }
+    g_assert_cmpfloat (res[0][step].loss, ==, res[1][step].loss);
+  assert_same_tensors (r[0], r[1], 0);
   rig_exec_flags (r[0], CS_EXEC_TRAINING | CS_EXEC_KEEP_GRADIENTS, 4);
   g_assert_cmpuint (cs_exec_plan (r[0]->x)->n_fused_relus, ==, 0);
   rig_free (r[0]);

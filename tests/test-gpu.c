@@ -570,11 +570,8 @@ static double
 train_shapes (CsBackend *be, const CsDataset *train, const CsDataset *val)
 {
   GError *error = NULL;
-  g_autoptr (CsGraph) g = cs_load_model ("lenet5", &error);
-  g_assert_no_error (error);
-  g_autoptr (CsNet) net = cs_net_new (g, &error);
-  g_assert_no_error (error);
-  cs_net_init (net, 3, FALSE);
+  g_autoptr (CsGraph) g = NULL;
+  g_autoptr (CsNet) net = load_net ("lenet5", 3, &g);
   CsTrainOptions o = {
     .epochs = 4, .batch = 32, .lr = 0.02, .momentum = 0.9, .decay = 5e-4,
     .schedule = CS_SCHEDULE_CONSTANT, .augment = FALSE, .seed = 3,

@@ -309,25 +309,13 @@ test_add_trace (void)
 
 /* ---- Profiles on the CPU ------------------------------------------------------------------ */
 
-static CsNet *
-lenet (CsGraph **g)
-{
-  GError *error = NULL;
-  *g = cs_load_model ("lenet5", &error);
-  g_assert_no_error (error);
-  CsNet *net = cs_net_new (*g, &error);
-  g_assert_no_error (error);
-  cs_net_init (net, 1, FALSE);
-  return net;
-}
-
 /* A training profile: every layer with weights has forward and backward time, the totals add up,
  * the CPU counts no kernels and names no algorithm. */
 static void
 test_cpu_profile (void)
 {
   g_autoptr (CsGraph) g = NULL;
-  g_autoptr (CsNet) net = lenet (&g);
+  g_autoptr (CsNet) net = load_net ("lenet5", 1, &g);
   g_autoptr (CsBackend) be = cs_cpu_backend_new ();
   GError *error = NULL;
   g_autoptr (CsProfile) p = cs_profile_run (net, be, 4, CS_EXEC_TRAINING, 3, 1, NULL, &error);
@@ -370,7 +358,7 @@ static void
 test_profile_errors (void)
 {
   g_autoptr (CsGraph) g = NULL;
-  g_autoptr (CsNet) net = lenet (&g);
+  g_autoptr (CsNet) net = load_net ("lenet5", 1, &g);
   g_autoptr (CsBackend) be = cs_cpu_backend_new ();
   GError *error = NULL;
   g_assert_true (be->trace_start (be, &error));

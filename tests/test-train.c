@@ -3,6 +3,7 @@
 #include "cs-exec.h"
 #include "cs-train.h"
 #include "cs-zoo.h"
+#include "test-util.h"
 
 #include <math.h>
 
@@ -114,11 +115,8 @@ static void
 test_shapes_lenet (void)
 {
   GError *error = NULL;
-  g_autoptr (CsGraph) g = cs_load_model ("lenet5", &error);
-  g_assert_no_error (error);
-  g_autoptr (CsNet) net = cs_net_new (g, &error);
-  g_assert_no_error (error);
-  cs_net_init (net, 3, FALSE);
+  g_autoptr (CsGraph) g = NULL;
+  g_autoptr (CsNet) net = load_net ("lenet5", 3, &g);
   g_autoptr (CsBackend) be = cs_cpu_backend_new ();
   g_autoptr (CsDataset) train = NULL;
   g_autoptr (CsDataset) val = NULL;
@@ -157,9 +155,8 @@ static void
 test_schedule (void)
 {
   GError *error = NULL;
-  g_autoptr (CsGraph) g = cs_load_model ("lenet5", &error);
-  g_autoptr (CsNet) net = cs_net_new (g, &error);
-  cs_net_init (net, 1, FALSE);
+  g_autoptr (CsGraph) g = NULL;
+  g_autoptr (CsNet) net = load_net ("lenet5", 1, &g);
   g_autoptr (CsBackend) be = cs_cpu_backend_new ();
   g_autoptr (CsDataset) train = NULL;
   g_autoptr (CsDataset) val = NULL;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "cs-error.h"
+#include "cs-net.h"
 #include "cs-parser.h"
 #include "cs-stats.h"
 #include "cs-zoo.h"
@@ -50,6 +51,19 @@ load (const char *name)
   CsStats *st = cs_stats_compute (g, 1, &error);
   g_assert_no_error (error);
   return st;
+}
+
+/* A bundled model, its graph in *G, with its parameters initialised from SEED (He). */
+static inline CsNet *
+load_net (const char *name, guint64 seed, CsGraph **g)
+{
+  GError *error = NULL;
+  *g = cs_load_model (name, &error);
+  g_assert_no_error (error);
+  CsNet *net = cs_net_new (*g, &error);
+  g_assert_no_error (error);
+  cs_net_init (net, seed, FALSE);
+  return net;
 }
 
 /* CS_ERROR's codes by name, for messages. */

@@ -45,6 +45,27 @@ thread_index (void)
 #endif
 }
 
+/* How many threads may take a part of ROOM floats of scratch, PER_THREAD each: at least one. */
+static int
+scratch_slots (gsize room, gsize per_thread)
+{
+  return (int) CLAMP (room / per_thread, 1, (gsize) cpu_threads ());
+}
+
+/* The ReLU, wherever a kernel applies one, and the gradient before it from the gradient DY after
+ * it and its output Y: a 0/1 factor rather than a select, which GCC turns into a branch. */
+static inline float
+apply_relu (float v)
+{
+  return v > 0.0f ? v : 0.0f;
+}
+
+static inline float
+relu_grad (float dy, float y)
+{
+  return dy * (float) (y > 0.0f);
+}
+
 static gsize
 vol (const CsShape *s)
 {
@@ -390,7 +411,7 @@ winograd_run (const float *x, int C, int H, int W, float *y, int K, int OH, int 
   gsize P = (gsize) t * TH * TW, VP = (gsize) C * P, MP = (gsize) K * P;
   float *V = work, *M = V + 16 * VP, *scratch = M + 16 * MP;
   gsize stride = winograd_rows (OW);
-  int slots = (int) CLAMP ((room - 16 * (VP + MP)) / stride, 1, (gsize) cpu_threads ());
+  int slots = scratch_slots (room - 16 * (VP + MP), stride);
 #pragma omp parallel for collapse (2) if ((gsize) t * C * H * W >= PAR_MIN) num_threads (slots) \
   schedule (static)
   for (int b = 0; b < (int) t; b++)
@@ -478,7 +499,7 @@ winograd_run (const float *x, int C, int H, int W, float *y, int K, int OH, int 
                 const float *src = srow[i];
                 if (relu)
                   for (int ox = 0; ox < OW; ox++)
-                    dst[ox] = src[ox] > 0 ? src[ox] : 0.0f;
+                    dst[ox] = apply_relu (src[ox]);
                 else if (add)
                   for (int ox = 0; ox < OW; ox++)
                     dst[ox] += src[ox];
@@ -605,7 +626,7 @@ conv_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
                   for (gsize j = 0; j < hw; j++)
                     {
                       float v = from[j] + bias;
-                      dst[j] = v > 0 ? v : 0.0f;  /* as relu_forward computes it */
+                      dst[j] = apply_relu (v);
                     }
                 else if (!direct || bias != 0.0f)
                   for (gsize j = 0; j < hw; j++)
@@ -821,7 +842,7 @@ maxpool_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
   CsPoolGeom g = cs_kernel_pool_geom (a->node, &a->in_shape[0]);
   gsize planes = (gsize) a->batch * a->in_shape[0].c;
   gint32 *where = a->training ? (gint32 *) a->saved : NULL;
-  int slots = (int) CLAMP (a->work_len / (2 * (gsize) g.w), 1, (gsize) cpu_threads ());
+  int slots = scratch_slots (a->work_len, 2 * (gsize) g.w);
 #pragma omp parallel for if (planes * g.h * g.w >= PAR_MIN) num_threads (slots) schedule (static)
   for (gsize pl = 0; pl < planes; pl++)
     {
@@ -1033,8 +1054,7 @@ sum_run (const float *restrict x, gsize n)
   return s;
 }
 
-/* The sums of g and of g * (x - m), g being dy where y > 0 and 0 elsewhere: the gradient
- * before a ReLU that gave y, as relu_backward computes it (a 0/1 factor, which vectorises). */
+/* The sums of g and of g * (x - m), g being the gradient before a ReLU that gave y. */
 static void
 masked_sums (const float *restrict x, const float *restrict y, const float *restrict dy, gsize n,
              float m, double *sum, double *dot)
@@ -1044,7 +1064,7 @@ masked_sums (const float *restrict x, const float *restrict y, const float *rest
   for (; i + 8 <= n; i += 8)
     for (int k = 0; k < 8; k++)
       {
-        float g = dy[i + k] * (float) (y[i + k] > 0.0f);
+        float g = relu_grad (dy[i + k], y[i + k]);
         a[k] += g;
         b[k] += g * (x[i + k] - m);
       }
@@ -1053,7 +1073,7 @@ masked_sums (const float *restrict x, const float *restrict y, const float *rest
     s += a[k], t += b[k];
   for (; i < n; i++)
     {
-      double g = dy[i] * (float) (y[i] > 0.0f);
+      double g = relu_grad (dy[i], y[i]);
       s += g;
       t += g * ((double) x[i] - m);
     }
@@ -1136,7 +1156,7 @@ bn_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
             for (gsize i = 0; i < hw; i++)
               {
                 float t = x[i] * scale + shift;
-                y[i] = t > 0.0f ? t : 0.0f;  /* as relu_forward computes it */
+                y[i] = apply_relu (t);
               }
           else
             for (gsize i = 0; i < hw; i++)
@@ -1194,7 +1214,7 @@ bn_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
           if (a->relu)
             for (gsize i = 0; i < hw; i++)
               dx[i] = kept_bits (keep, dx[i])
-                      + (ca * (dy[i] * (float) (y[i] > 0.0f)) + cb * x[i] + cc);
+                      + (ca * relu_grad (dy[i], y[i]) + cb * x[i] + cc);
           else
             for (gsize i = 0; i < hw; i++)
               dx[i] = kept_bits (keep, dx[i]) + (ca * dy[i] + cb * x[i] + cc);
@@ -1221,7 +1241,7 @@ relu_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
   if (slope == 0.0f)
 #pragma omp parallel for simd if (n >= PAR_MIN) schedule (static)
     for (gsize i = 0; i < n; i++)
-      y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+      y[i] = apply_relu (x[i]);
   else
 #pragma omp parallel for simd if (n >= PAR_MIN) schedule (static)
     for (gsize i = 0; i < n; i++)
@@ -1466,33 +1486,20 @@ sum_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
   guint last = 0;
   for (guint i = 0; i < a->n_in; i++)
     last = kept[i] ? i : last;
-  gboolean first = TRUE;
+  guint32 keep = 0;  /* the first input is written, the others added */
   float *restrict y = a->out;
   for (guint i = 0; i < a->n_in; i++)
     {
       if (!kept[i])
         continue;
       const float *restrict x = a->in[i];
-      /* The ReLU, if it applies one, with the last input: v > 0 ? v : 0, as relu_forward. */
-      gboolean relu = a->relu && i == last;
-      if (first && relu)
+      if (a->relu && i == last)  /* the ReLU it applies, with the last input */
 #pragma omp parallel for simd if (n >= PAR_MIN) schedule (static)
         for (gsize j = 0; j < n; j++)
-          y[j] = scale * x[j] > 0.0f ? scale * x[j] : 0.0f;
-      else if (first)
-#pragma omp parallel for simd if (n >= PAR_MIN) schedule (static)
-        for (gsize j = 0; j < n; j++)
-          y[j] = scale * x[j];
-      else if (relu)
-#pragma omp parallel for simd if (n >= PAR_MIN) schedule (static)
-        for (gsize j = 0; j < n; j++)
-          {
-            float v = y[j] + scale * x[j];
-            y[j] = v > 0.0f ? v : 0.0f;
-          }
+          y[j] = apply_relu (kept_bits (keep, y[j]) + scale * x[j]);
       else
-        add_into (y, x, n, scale, G_MAXUINT32);
-      first = FALSE;
+        add_into (y, x, n, scale, keep);
+      keep = G_MAXUINT32;
     }
   return TRUE;
 }
@@ -1507,13 +1514,13 @@ sum_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
   for (guint i = 0; i < a->n_in; i++)
     if (kept[i] && a->d_in[i] && a->relu)
       {
-        /* The gradient before the ReLU applied, as relu_backward computes it. */
+        /* The gradient before the ReLU it applies. */
         const float *restrict y = a->out, *restrict dy = a->d_out;
         float *restrict dx = a->d_in[i];
         guint32 keep = keep_mask (a, i);
 #pragma omp parallel for simd if (n >= PAR_MIN) schedule (static)
         for (gsize j = 0; j < n; j++)
-          dx[j] = kept_bits (keep, dx[j]) + scale * (dy[j] * (float) (y[j] > 0.0f));
+          dx[j] = kept_bits (keep, dx[j]) + scale * relu_grad (dy[j], y[j]);
       }
     else if (kept[i] && a->d_in[i])
       add_into (a->d_in[i], a->d_out, n, scale, keep_mask (a, i));
