@@ -292,6 +292,89 @@ cs_cu_concat_backward (cudaStream_t s, const float *dy, float *dx, size_t batch,
   LAUNCH (concat_bwd_k, n, dy, dx, n, iv, ov, off);
 }
 
+// ---- sums and means ------------------------------------------------------------------------
+
+// Up to JOIN_MAX inputs per launch, passed by value; more take further launches that add on.
+#define JOIN_MAX 4
+
+struct JoinIn {
+  const float *x[JOIN_MAX];
+};
+
+struct JoinOut {
+  float *dx[JOIN_MAX];
+};
+
+// y = (ADD ? y : 0) + scale x0 + scale x1 + ..., each step rounded as the CPU's, then the ReLU.
+// x0 may be y (in place): each thread reads its value before writing it.
+__global__ static void
+join_fwd_k (JoinIn in, unsigned int k, bool add, float *y, size_t n, float scale, int relu)
+{
+  FOR_EACH (i, n)
+    {
+      float v = add ? y[i] + scale * in.x[0][i] : scale * in.x[0][i];
+      for (unsigned int j = 1; j < k; j++)
+        v = v + scale * in.x[j][i];
+      y[i] = relu ? (v > 0.0f ? v : 0.0f) : v;
+    }
+}
+
+// dx_j += scale * (RELU ? dy masked by y > 0 : dy), in input order (an input that comes twice
+// has the same dx twice, and gets both).
+__global__ static void
+join_bwd_k (const float *dy, const float *y, JoinOut out, unsigned int k, size_t n, float scale,
+            int relu)
+{
+  FOR_EACH (i, n)
+    {
+      float d = relu ? dy[i] * (float) (y[i] > 0.0f) : dy[i];
+      d = scale * d;
+      for (unsigned int j = 0; j < k; j++)
+        out.dx[j][i] += d;
+    }
+}
+
+extern "C" cudaError_t
+cs_cu_join_forward (cudaStream_t s, const float *const *x, unsigned int k, float *y, size_t n,
+                    float scale, int relu)
+{
+  if (n == 0 || k == 0)
+    return cudaSuccess;
+  for (unsigned int first = 0; first < k; first += JOIN_MAX)
+    {
+      JoinIn in = {};
+      unsigned int m = min (k - first, (unsigned int) JOIN_MAX);
+      for (unsigned int j = 0; j < m; j++)
+        in.x[j] = x[first + j];
+      KERNEL (join_fwd_k, blocks_for (n), false, in, m, first > 0, y, n, scale,
+              relu && first + m == k);
+      cudaError_t e = cudaGetLastError ();
+      if (e != cudaSuccess)
+        return e;
+    }
+  return cudaSuccess;
+}
+
+extern "C" cudaError_t
+cs_cu_join_backward (cudaStream_t s, const float *dy, const float *y, float *const *dx,
+                     unsigned int k, size_t n, float scale, int relu)
+{
+  if (n == 0 || k == 0)
+    return cudaSuccess;
+  for (unsigned int first = 0; first < k; first += JOIN_MAX)
+    {
+      JoinOut out = {};
+      unsigned int m = min (k - first, (unsigned int) JOIN_MAX);
+      for (unsigned int j = 0; j < m; j++)
+        out.dx[j] = dx[first + j];
+      KERNEL (join_bwd_k, blocks_for (n), false, dy, y, out, m, n, scale, relu);
+      cudaError_t e = cudaGetLastError ();
+      if (e != cudaSuccess)
+        return e;
+    }
+  return cudaSuccess;
+}
+
 // ---- pooling -----------------------------------------------------------------------------
 
 // One thread per output. Max pooling clips the window to the input (padding never wins) and

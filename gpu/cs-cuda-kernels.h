@@ -45,6 +45,14 @@ cudaError_t cs_cu_concat_forward (cudaStream_t s, const float *x, float *y, size
 cudaError_t cs_cu_concat_backward (cudaStream_t s, const float *dy, float *dx, size_t batch,
                                    size_t iv, size_t ov, size_t off);
 
+/* A sum or mean of K inputs (SCALE 1 or 1/K), each of N floats, into Y, in one pass for up to
+ * four inputs, then max(y, 0) with RELU; X[0] may be Y. Backward adds SCALE times DY (masked by
+ * Y > 0 with RELU) to each of the K gradients DX. X and DX are host arrays of device pointers. */
+cudaError_t cs_cu_join_forward (cudaStream_t s, const float *const *x, unsigned int k, float *y,
+                                size_t n, float scale, int relu);
+cudaError_t cs_cu_join_backward (cudaStream_t s, const float *dy, const float *y, float *const *dx,
+                                 unsigned int k, size_t n, float scale, int relu);
+
 /* Pooling over PLANES planes of H x W into OH x OW, windows clipped as the CPU backend does. */
 cudaError_t cs_cu_maxpool_forward (cudaStream_t s, const float *x, float *y, size_t planes,
                                    CsPoolGeom g);

@@ -891,23 +891,19 @@ concat_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
   return TRUE;
 }
 
+/* A sum or mean (with drop-path, only the kept inputs), and the ReLU folded into it: one pass
+ * over the output for up to four inputs, and one over the gradients. */
 static gboolean
 sum_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
 {
   g_autofree gboolean *kept = g_new0 (gboolean, a->n_in);
   guint k = cs_kernel_join_kept (a, kept);
+  g_autofree const float **x = g_new (const float *, k);
+  for (guint i = 0, j = 0; i < a->n_in; i++)
+    if (kept[i])
+      x[j++] = a->in[i];
   float scale = a->node->op == CS_OP_MEAN ? 1.0f / k : 1.0f;
-  gboolean first = TRUE;
-  for (guint i = 0; i < a->n_in; i++)
-    {
-      if (!kept[i])
-        continue;
-      if (first)
-        CU (cs_cu_scale (CUDA (be)->stream, a->in[i], a->out, out_numel (a), scale));
-      else
-        CU (cs_cu_axpy (CUDA (be)->stream, a->in[i], a->out, out_numel (a), scale));
-      first = FALSE;
-    }
+  CU (cs_cu_join_forward (CUDA (be)->stream, x, k, a->out, out_numel (a), scale, a->relu));
   return TRUE;
 }
 
@@ -915,11 +911,14 @@ static gboolean
 sum_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
 {
   g_autofree gboolean *kept = g_new0 (gboolean, a->n_in);
-  guint k = cs_kernel_join_kept (a, kept);
-  float scale = a->node->op == CS_OP_MEAN ? 1.0f / k : 1.0f;
+  guint k = cs_kernel_join_kept (a, kept), m = 0;
+  g_autofree float **dx = g_new (float *, a->n_in);
   for (guint i = 0; i < a->n_in; i++)
     if (kept[i] && a->d_in[i])
-      CU (cs_cu_axpy (CUDA (be)->stream, a->d_out, a->d_in[i], out_numel (a), scale));
+      dx[m++] = a->d_in[i];
+  float scale = a->node->op == CS_OP_MEAN ? 1.0f / k : 1.0f;
+  CU (cs_cu_join_backward (CUDA (be)->stream, a->d_out, a->out, dx, m, out_numel (a), scale,
+                           a->relu));
   return TRUE;
 }
 
@@ -1302,8 +1301,11 @@ cs_cuda_backend_new (CsMath math, GError **error)
   be->name = "cuda";
   be->host_memory = FALSE;
   /* At inference, cuDNN's fused convolution and our batch norm kernel apply the ReLU after them;
-   * cuDNN's training batch norm takes none in NCHW float32. */
+   * cuDNN's training batch norm takes none in NCHW float32. Our sum and mean kernels apply it in
+   * both modes (a residual block's add and ReLU in one pass). */
   be->applies_relu[FALSE][CS_OP_CONV] = be->applies_relu[FALSE][CS_OP_BN] = TRUE;
+  for (int training = 0; training < 2; training++)
+    be->applies_relu[training][CS_OP_ADD] = be->applies_relu[training][CS_OP_MEAN] = TRUE;
   be->alloc = cuda_alloc;
   be->release = cuda_release;
   be->upload = cuda_upload;

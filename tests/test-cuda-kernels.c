@@ -270,6 +270,105 @@ test_concat (void)
     }
 }
 
+/* Sums and means, with and without the ReLU folded in, in place, with an input that comes twice,
+ * with inputs dropped by drop-path, and with more inputs than one launch takes. */
+typedef struct {
+  const char *path, *layer;
+  guint batch;
+  gboolean training, relu, inplace;
+  gulong launches;              /* kernels forward, and backward */
+} JoinCase;
+
+#define BRANCHES3 "{ { a: conv 3 1x1 } { b: conv 3 3x3 pad 1 } { } }"
+#define BRANCHES6 "{ { a: conv 2 1x1 } { b: conv 2 1x1 } { c: conv 2 1x1 } { d: conv 2 1x1 } " \
+                  "{ e: conv 2 1x1 } { f: conv 2 3x3 pad 1 } }"
+
+static const JoinCase joins[] = {
+  { "/cuda-kernels/join/add", "add " BRANCHES3, 3, TRUE, FALSE, FALSE, 1 },
+  { "/cuda-kernels/join/add-relu", "add " BRANCHES3, 3, TRUE, TRUE, FALSE, 1 },
+  { "/cuda-kernels/join/add-relu-inplace", "add " BRANCHES3, 2, TRUE, TRUE, TRUE, 1 },
+  { "/cuda-kernels/join/add-twice", "add { { } { } }", 2, TRUE, TRUE, FALSE, 1 },
+  { "/cuda-kernels/join/mean-relu", "mean " BRANCHES3, 3, TRUE, TRUE, FALSE, 1 },
+  { "/cuda-kernels/join/mean-droppath", "mean droppath 0.5 " BRANCHES6, 2, TRUE, TRUE, FALSE, 0 },
+  { "/cuda-kernels/join/add-six", "add " BRANCHES6, 2, TRUE, TRUE, FALSE, 2 },
+  { "/cuda-kernels/join/mean-six-inference", "mean droppath 0.5 " BRANCHES6, 2, FALSE, TRUE,
+    TRUE, 2 },
+};
+
+static void
+test_join (gconstpointer data)
+{
+  const JoinCase *c = data;
+  g_autofree char *text = g_strdup_printf ("input 5x4x3\nt: %s\n", c->layer);
+  GError *error = NULL;
+  g_autoptr (CsGraph) g = cs_parse_model ("t.cnn", text, strlen (text), &error);
+  g_assert_no_error (error);
+  const CsNode *n = cs_graph_lookup (g, "t");
+  g_assert_nonnull (n);
+  const guint batch = c->batch, k = n->n_inputs;
+  gsize len = batch * vol (&n->shape);
+  CsShape in[8];
+  float *x[8], *xg[8], *dxc[8], *dxg[8];
+  g_assert_cmpuint (k, <=, G_N_ELEMENTS (in));
+  for (guint i = 0; i < k; i++)
+    {
+      in[i] = cs_graph_node (g, n->inputs[i])->shape;
+      x[i] = g_new (float, len), dxc[i] = g_new (float, len);
+      fill (x[i], len, 10 + i, 1), fill (dxc[i], len, 20 + i, 1);
+      xg[i] = g_memdup2 (x[i], len * sizeof (float));
+      dxg[i] = g_memdup2 (dxc[i], len * sizeof (float));
+    }
+  /* An input that comes twice has one gradient, added to twice. */
+  for (guint i = 1; i < k; i++)
+    if (n->inputs[i] == n->inputs[0])
+      dxc[i] = dxc[0], dxg[i] = dxg[0];
+  g_autofree float *yc_own = g_new0 (float, len), *yg_own = g_new0 (float, len);
+  g_autofree float *dy = g_new (float, len);
+  fill (dy, len, 30, 1);
+  float *yc = c->inplace ? x[0] : yc_own, *yg = c->inplace ? xg[0] : yg_own;
+  const guint64 seed = 0xfeed5;
+  CsKernelArgs a = { .node = n, .batch = batch, .training = c->training, .n_in = k,
+                     .in_shape = in, .in = x, .out = yc, .d_in = dxc, .d_out = dy,
+                     .relu = c->relu, .seed = seed };
+  run_cpu (TRUE, &a);
+  if (c->training)
+    run_cpu (FALSE, &a);
+
+  /* The backend's gathering: the kept inputs, in order. */
+  gboolean kept[8];
+  guint m = cs_kernel_join_kept (&a, kept), j = 0;
+  if (g_str_has_suffix (c->path, "droppath"))
+    g_assert_cmpuint (m, <, k);  /* the seed drops some: the case tests what it says */
+  const float *xk[8];
+  float *dk[8];
+  for (guint i = 0; i < k; i++)
+    if (kept[i])
+      xk[j] = xg[i], dk[j++] = dxg[i];
+  float scale = n->op == CS_OP_MEAN ? 1.0f / m : 1.0f;
+  extern unsigned long cs_emu_launches;
+  unsigned long before = cs_emu_launches;
+  g_assert_cmpint (cs_cu_join_forward (0, xk, m, yg, len, scale, c->relu), ==, cudaSuccess);
+  if (c->launches)
+    g_assert_cmpuint (cs_emu_launches - before, ==, c->launches);
+  assert_close ("forward", yg, yc, len, 0);
+  if (c->training)
+    {
+      before = cs_emu_launches;
+      g_assert_cmpint (cs_cu_join_backward (0, dy, yg, dk, m, len, scale, c->relu), ==,
+                       cudaSuccess);
+      if (c->launches)
+        g_assert_cmpuint (cs_emu_launches - before, ==, c->launches);
+    }
+  for (guint i = 0; i < k; i++)
+    assert_close ("backward", dxg[i], dxc[i], len, 0);
+  for (guint i = 0; i < k; i++)
+    {
+      g_free (x[i]), g_free (xg[i]);
+      if (i == 0 || dxc[i] != dxc[0])
+        g_free (dxc[i]), g_free (dxg[i]);
+    }
+}
+
 typedef struct {
   const char *path;
   guint n, classes;
@@ -387,6 +486,8 @@ main (int argc, char **argv)
     g_test_add_data_func (singles[i].path, &singles[i], test_single);
   for (guint i = 0; i < G_N_ELEMENTS (losses); i++)
     g_test_add_data_func (losses[i].path, &losses[i], test_cross_entropy);
+  for (guint i = 0; i < G_N_ELEMENTS (joins); i++)
+    g_test_add_data_func (joins[i].path, &joins[i], test_join);
   g_test_add_func ("/cuda-kernels/concat", test_concat);
   g_test_add_func ("/cuda-kernels/sgd", test_sgd);
   g_test_add_func ("/cuda-kernels/bias", test_bias);

@@ -228,6 +228,8 @@ static const Case cases[] = {
   { "mean", IN PRE "mean { { a: conv 3 3x3 pad 1 } { b: conv 3 1x1 } { } }\n" HEAD, 2 },
   { "mean-droppath", IN PRE "mean droppath 0.3 { { a: conv 3 3x3 pad 1 } { b: conv 3 1x1 } "
     "{ } }\n" HEAD, 2 },
+  { "mean-relu", IN PRE "mean droppath 0.3 { { a: conv 3 3x3 pad 1 } { b: conv 3 1x1 } "
+    "{ c: conv 3 3x3 pad 1 } { d: conv 3 1x1 } { e: conv 3 1x1 } { } }\nrelu\n" HEAD, 2 },
   { "branchy", IN "stem: conv 4 3x3 pad 1\n"
     "mod: add { { concat { { b1: conv 2 1x1 } { b2r: conv 2 1x1; tanh; b2: conv 3 3x3 pad 1 } "
     "{ b3r: conv 1 1x1; sigmoid; b3: conv 2 5x5 pad 2 } "
