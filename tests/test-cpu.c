@@ -7,6 +7,7 @@
 #include "cs-parser.h"
 #include "test-util.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 #ifdef _OPENMP
@@ -1314,6 +1315,102 @@ test_forward_case (gconstpointer data)
   rig_free (r);
 }
 
+/* The gradients of the 3x3 convolutions that run Winograd's algorithm (its filter gradient sums
+ * transformed tiles over the whole batch) against float64 sums written from the definition, added
+ * to gradients that already hold values: odd sizes (partial tiles, an output gradient past the
+ * edge), each padding, and the input gradient by Winograd (large maps) or by the column matrix. */
+typedef struct {
+  int c, k, h, w, ph, pw;
+  guint batch;
+} WinoGradCase;
+
+static void
+test_winograd_filter_gradient (void)
+{
+  static const WinoGradCase cases[] = {
+    { 16, 16, 55, 57, 1, 1, 5 },  /* input gradient by Winograd too */
+    { 20, 17, 31, 30, 0, 0, 3 },
+    { 16, 18, 14, 13, 2, 1, 2 },  /* 8x7 tiles: cs-cpu.c's WINO_FILTER_MIN_TILES is 49 */
+  };
+  g_autoptr (CsBackend) cpu = cs_cpu_backend_new ();
+  for (guint ci = 0; ci < G_N_ELEMENTS (cases); ci++)
+    {
+      const WinoGradCase *c = &cases[ci];
+      g_autofree char *text = g_strdup_printf ("input %dx%dx%d\nt: conv %d 3x3 pad %dx%d\n", c->h,
+                                               c->w, c->c, c->k, c->ph, c->pw);
+      GError *error = NULL;
+      g_autoptr (CsGraph) g = cs_parse_model ("t.cnn", text, strlen (text), &error);
+      g_assert_no_error (error);
+      const CsNode *n = cs_graph_lookup (g, "t");
+      const CsShape in = cs_graph_node (g, n->inputs[0])->shape, out = n->shape;
+      gsize ni = c->batch * vsize ((Vol) { in.c, in.h, in.w }), no = c->batch * out.c * out.h * out.w;
+      gsize nw = (gsize) c->k * c->c * 9, ohw = (gsize) out.h * out.w;
+      g_autofree float *x = g_new (float, ni), *dy = g_new (float, no), *w = g_new (float, nw);
+      g_autofree float *dw = g_new (float, nw), *db = g_new (float, c->k), *dx = g_new (float, ni);
+      for (gsize i = 0; i < ni; i++)
+        x[i] = (float) unif (7, i);
+      for (gsize i = 0; i < no; i++)
+        dy[i] = (float) unif (8, i);
+      for (gsize i = 0; i < nw; i++)
+        w[i] = (float) unif (9, i), dw[i] = (float) unif (10, i);
+      for (int k = 0; k < c->k; k++)
+        db[k] = (float) unif (11, k);
+      g_autofree double *want_x = g_new (double, ni);
+      for (gsize i = 0; i < ni; i++)
+        want_x[i] = dx[i] = (float) unif (12, i);
+      g_autofree double *want_w = g_new0 (double, nw), *want_b = g_new0 (double, c->k);
+      g_autofree double *abs_b = g_new0 (double, c->k);
+      for (guint b = 0; b < c->batch; b++)
+        for (int k = 0; k < c->k; k++)
+          for (guint oy = 0; oy < out.h; oy++)
+            for (guint ox = 0; ox < out.w; ox++)
+              {
+                double d = dy[((gsize) b * c->k + k) * ohw + oy * out.w + ox];
+                want_b[k] += d, abs_b[k] += fabs (d);
+                for (int ch = 0; ch < c->c; ch++)
+                  for (int r = 0; r < 3; r++)
+                    for (int q = 0; q < 3; q++)
+                      {
+                        int iy = (int) oy - c->ph + r, ix = (int) ox - c->pw + q;
+                        gsize xi = (((gsize) b * c->c + ch) * c->h + iy) * c->w + ix;
+                        gsize wi = ((gsize) k * c->c + ch) * 9 + r * 3 + q;
+                        if (iy >= 0 && iy < c->h && ix >= 0 && ix < c->w)
+                          want_w[wi] += d * x[xi], want_x[xi] += d * w[wi];
+                      }
+              }
+      double scale = 0;
+      for (gsize i = 0; i < nw; i++)
+        scale = MAX (scale, fabs (want_w[i]));
+      for (gsize i = 0; i < nw; i++)
+        want_w[i] += dw[i];
+      for (int k = 0; k < c->k; k++)
+        want_b[k] += db[k];
+      gsize work = cpu->workspace_size (cpu, n, &in, c->batch, TRUE);
+      g_autofree float *scratch = g_new (float, work);
+      float *in_x[1] = { x }, *d_in[1] = { dx };
+      CsKernelArgs a = { .node = n, .batch = c->batch, .training = TRUE, .n_in = 1,
+                         .in_shape = &in, .in = in_x, .out = NULL, .d_in = d_in, .d_out = dy,
+                         .w = w, .dw = dw, .db = db, .work = scratch, .work_len = work };
+      g_assert_true (cpu->backward[CS_OP_CONV] (cpu, &a, &error));
+      g_assert_no_error (error);
+      for (gsize i = 0; i < nw; i++)
+        if (!(fabs (dw[i] - want_w[i]) <= 1e-5 * scale))
+          g_error ("case %u, filter gradient %zu: got %.9g, want %.9g (largest %.6g)", ci, i,
+                   dw[i], want_w[i], scale);
+      for (int k = 0; k < c->k; k++)
+        /* Summed in float lanes, as any float sum: within a few roundings of the terms' sizes. */
+        if (!(fabs (db[k] - want_b[k]) <= 4 * FLT_EPSILON * abs_b[k]))
+          g_error ("case %u, bias gradient %d: got %.9g, want %.9g", ci, k, db[k], want_b[k]);
+      double xscale = 0;
+      for (gsize i = 0; i < ni; i++)
+        xscale = MAX (xscale, fabs (want_x[i]));
+      for (gsize i = 0; i < ni; i++)
+        if (!(fabs (dx[i] - want_x[i]) <= 1e-5 * xscale))
+          g_error ("case %u, input gradient %zu: got %.9g, want %.9g (largest %.6g)", ci, i, dx[i],
+                   want_x[i], xscale);
+    }
+}
+
 /* Values worked out by hand, which anchor the reference itself. */
 static void
 test_forward_by_hand (void)
@@ -1898,6 +1995,7 @@ main (int argc, char **argv)
   for (guint i = 0; i < G_N_ELEMENTS (fwd_cases); i++)
     g_test_add_data_func (fwd_cases[i].path, &fwd_cases[i], test_forward_case);
   g_test_add_func ("/cpu/forward/by-hand", test_forward_by_hand);
+  g_test_add_func ("/cpu/backward/conv/winograd-filters", test_winograd_filter_gradient);
   g_test_add_func ("/cpu/forward/small-convnet", test_forward_small_convnet);
   g_test_add_func ("/cpu/forward/inception", test_forward_inception);
   g_test_add_func ("/cpu/forward/residual", test_forward_residual);
