@@ -3,14 +3,24 @@
 // so that results agree to rounding; this file is built with --fmad=false for the same reason.
 #include "cs-cuda-kernels.h"
 
+// Each launch then reports its own error by cudaGetLastError: one that a library left set and
+// handled itself (a failed allocation inside cuDNN's search, say) is cleared before it. Sticky
+// errors survive the clearing.
 #ifdef CS_CUDA_EMULATE
 #include "cs-cuda-emulate.h"
 // A launch runs on the host (tests without a GPU); SYNCED: the kernel calls __syncthreads.
 #define KERNEL(kernel, grid, synced, ...) \
-  cs_emu_run ((grid), THREADS, (synced), [&] { kernel (__VA_ARGS__); })
+  do { \
+    (void) cudaGetLastError (); \
+    cs_emu_run ((grid), THREADS, (synced), [&] { kernel (__VA_ARGS__); }); \
+  } while (0)
 #else
 #include <cuda_runtime.h>
-#define KERNEL(kernel, grid, synced, ...) kernel<<<(grid), THREADS, 0, s>>> (__VA_ARGS__)
+#define KERNEL(kernel, grid, synced, ...) \
+  do { \
+    (void) cudaGetLastError (); \
+    kernel<<<(grid), THREADS, 0, s>>> (__VA_ARGS__); \
+  } while (0)
 #endif
 #include <math.h>
 

@@ -84,10 +84,20 @@ cudnn_ok (cudnnStatus_t s, const char *call, const char *file, int line, GError 
     return TRUE;
   char detail[256] = "";
   cudnnGetLastErrorString (detail, sizeof detail);
-  g_set_error (error, CS_ERROR,
-               s == CUDNN_STATUS_ALLOC_FAILED ? CS_ERROR_OUT_OF_MEMORY : CS_ERROR_DEVICE,
-               "%s failed (%s:%d): %s%s%s", call, file, line, cudnnGetErrorString (s),
-               detail[0] ? ": " : "", detail);
+  /* cuDNN 9 tells a failed device allocation (its own, inside a call) from a host one. */
+  gboolean device_oom = s == CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED;
+  gboolean oom = device_oom || s == CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED;
+  g_autofree char *room = NULL;
+  size_t free_b = 0, total_b = 0;
+  if (device_oom && cudaMemGetInfo (&free_b, &total_b) == cudaSuccess)
+    {
+      g_autofree char *free_s = g_format_size (free_b), *total_s = g_format_size (total_b);
+      room = g_strdup_printf (" (GPU memory: %s free of %s)", free_s, total_s);
+    }
+  cudaGetLastError ();  /* a failed allocation inside cuDNN must not be reported by a launch */
+  g_set_error (error, CS_ERROR, oom ? CS_ERROR_OUT_OF_MEMORY : CS_ERROR_DEVICE,
+               "%s failed (%s:%d): %s%s%s%s", call, file, line, cudnnGetErrorString (s),
+               detail[0] ? ": " : "", detail, room ? room : "");
   return FALSE;
 }
 
@@ -372,8 +382,15 @@ conv_plan_new (CsCuda *cu, const CsNode *n, const CsShape *in, guint batch, gboo
   dp = g_new0 (cudnnConvolutionBwdDataAlgoPerf_t, MAX (max_d, 1));
   wp = g_new0 (cudnnConvolutionBwdFilterAlgoPerf_t, MAX (max_w, 1));
   int got = 0;
-  TRY (cudnnFindConvolutionForwardAlgorithm (cu->dnn, p->x, p->w, p->conv, p->y, MAX (max_f, 1),
-                                             &got, fp));
+  /* Timing the algorithms allocates their workspaces and buffers of its own: where that fails
+   * (short of memory once the activations are allocated), cuDNN's heuristics choose instead,
+   * which allocate nothing, rather than the layer failing. */
+  cudnnStatus_t found = cudnnFindConvolutionForwardAlgorithm (cu->dnn, p->x, p->w, p->conv, p->y,
+                                                              MAX (max_f, 1), &got, fp);
+  if (found != CUDNN_STATUS_SUCCESS)
+    found = cudnnGetConvolutionForwardAlgorithm_v7 (cu->dnn, p->x, p->w, p->conv, p->y,
+                                                    MAX (max_f, 1), &got, fp);
+  TRY (found);
   for (int i = 0; i < got; i++)
     if (fp[i].status == CUDNN_STATUS_SUCCESS && fp[i].memory <= limit
         && math_allowed (cu, fp[i].mathType))
@@ -383,8 +400,12 @@ conv_plan_new (CsCuda *cu, const CsNode *n, const CsShape *in, guint batch, gboo
       }
   if (!training)
     goto sizes;
-  TRY (cudnnFindConvolutionBackwardDataAlgorithm (cu->dnn, p->w, p->y, p->conv, p->x,
-                                                  MAX (max_d, 1), &got, dp));
+  found = cudnnFindConvolutionBackwardDataAlgorithm (cu->dnn, p->w, p->y, p->conv, p->x,
+                                                     MAX (max_d, 1), &got, dp);
+  if (found != CUDNN_STATUS_SUCCESS)
+    found = cudnnGetConvolutionBackwardDataAlgorithm_v7 (cu->dnn, p->w, p->y, p->conv, p->x,
+                                                         MAX (max_d, 1), &got, dp);
+  TRY (found);
   for (int i = 0; i < got; i++)
     if (dp[i].status == CUDNN_STATUS_SUCCESS && dp[i].memory <= limit
         && math_allowed (cu, dp[i].mathType))
@@ -392,8 +413,12 @@ conv_plan_new (CsCuda *cu, const CsNode *n, const CsShape *in, guint batch, gboo
         p->bwd_data = dp[i].algo, p->data_math = dp[i].mathType;
         break;
       }
-  TRY (cudnnFindConvolutionBackwardFilterAlgorithm (cu->dnn, p->x, p->y, p->conv, p->w,
-                                                    MAX (max_w, 1), &got, wp));
+  found = cudnnFindConvolutionBackwardFilterAlgorithm (cu->dnn, p->x, p->y, p->conv, p->w,
+                                                       MAX (max_w, 1), &got, wp);
+  if (found != CUDNN_STATUS_SUCCESS)
+    found = cudnnGetConvolutionBackwardFilterAlgorithm_v7 (cu->dnn, p->x, p->y, p->conv, p->w,
+                                                           MAX (max_w, 1), &got, wp);
+  TRY (found);
   for (int i = 0; i < got; i++)
     if (wp[i].status == CUDNN_STATUS_SUCCESS && wp[i].memory <= limit
         && math_allowed (cu, wp[i].mathType))
@@ -712,7 +737,8 @@ bn_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
   float *dx = a->d_in[0], *dscale = a->dw, *dbias = a->db;
   if (!dx || !dscale || !dbias)
     {
-      float *s = grow (cu, &cu->scratch, &cu->scratch_len, n + 2 * (size_t) C, error);
+      /* An activation's room only where the input gradient itself is not needed. */
+      float *s = grow (cu, &cu->scratch, &cu->scratch_len, 2 * (size_t) C + (dx ? 0 : n), error);
       if (s == NULL)
         return FALSE;
       dx = dx ? dx : s + 2 * (size_t) C;
