@@ -505,6 +505,18 @@ lrn_scale (const float *x, int c, int ch, size_t hw, int half, float coef, float
   return k + coef * sum;
 }
 
+// scale^-beta as the CPU backend's lrn_power computes it: by square roots for beta 0.75.
+__device__ static inline float
+lrn_power (float scale, float beta)
+{
+  if (beta == 0.75f)
+    {
+      float r = sqrtf (scale);
+      return 1.0f / (r * sqrtf (r));
+    }
+  return powf (scale, -beta);
+}
+
 // Thread per value; X points at position i of channel 0 of its image.
 __global__ static void
 lrn_fwd_k (const float *x, float *y, size_t n, int c, size_t hw, int half, float coef, float beta,
@@ -515,7 +527,7 @@ lrn_fwd_k (const float *x, float *y, size_t n, int c, size_t hw, int half, float
       size_t b = o / (c * hw), i = o % hw;
       int ch = (int) (o / hw % c);
       const float *col = x + b * c * hw + i;
-      y[o] = x[o] * powf (lrn_scale (col, c, ch, hw, half, coef, k), -beta);
+      y[o] = x[o] * lrn_power (lrn_scale (col, c, ch, hw, half, coef, k), beta);
     }
 }
 
@@ -535,7 +547,7 @@ lrn_bwd_k (const float *x, const float *y, const float *dy, float *dx, size_t n,
           sum += dy[q] * y[q] / lrn_scale (col, c, j, hw, half, coef, k);
         }
       float scale = lrn_scale (col, c, ch, hw, half, coef, k);
-      dx[o] += dy[o] * powf (scale, -beta) - coef2 * x[o] * sum;
+      dx[o] += dy[o] * lrn_power (scale, beta) - coef2 * x[o] * sum;
     }
 }
 
