@@ -614,6 +614,11 @@ static const GradCase grad_cases[] = {
     { "t", "pre" } },
   { "/cpu/grad/conv/depthwise", IN "pre: conv 4 3x3 pad 1\nt: conv 4 3x3 pad 1 groups 4\n" HEAD,
     2, { "t", "pre" } },
+  /* Groups enough for the threads to share them out (cs-cpu.c's conv_by_groups). */
+  { "/cpu/grad/conv/groups8", IN "pre: conv 16 3x3 pad 1\nt: conv 8 3x3 pad 1 groups 8\n" HEAD,
+    3, { "t", "pre" } },
+  { "/cpu/grad/conv/groups8-pointwise-stride2",
+    IN "pre: conv 16 3x3 pad 1\nt: conv 24 1x1 stride 2 groups 8\n" HEAD, 2, { "t", "pre" } },
   { "/cpu/grad/conv/groups2-stride2-nobias",
     IN "pre: conv 4 3x3 pad 1\nt: conv 6 3x3 stride 2 groups 2 nobias\n" HEAD, 3,
     { "t", "pre" } },
@@ -1186,6 +1191,10 @@ static const FwdCase fwd_cases[] = {
     CONV (2, 1, 1, 2, 2, 1, 1, 1, 1, 1) },
   { "/cpu/forward/conv/depthwise-nobias", "conv 6 3x3 pad 1 groups 3 nobias", { 3, 5, 5 },
     CONV (6, 3, 3, 1, 1, 1, 1, 1, 1, 3) },
+  { "/cpu/forward/conv/groups8", "conv 16 3x3 pad 1 groups 8", { 24, 9, 7 },
+    CONV (16, 3, 3, 1, 1, 1, 1, 1, 1, 8) },
+  { "/cpu/forward/conv/groups32-pointwise", "conv 64 1x1 groups 32", { 32, 6, 5 },
+    CONV (64, 1, 1, 1, 1, 0, 0, 1, 1, 32) },
   { "/cpu/forward/conv/pad-beyond-kernel", "conv 2 2x2 pad 3", { 1, 3, 2 },
     CONV (2, 2, 2, 1, 1, 3, 3, 1, 1, 1) },
   /* Winograd: 3x3, stride 1, 16 channels or more and maps large enough (cs-cpu.c's
@@ -1809,9 +1818,10 @@ test_param_blocks (void)
 /* The CPU kernels share their loops out between threads so that each value is computed by one
  * thread in one order: a training step gives the same bits on one thread as on three. The shapes
  * are large enough for every parallel loop to run on several threads (Winograd's transforms, the
- * column matrix, pooling, normalisation, joins) and for max pooling to meet ties. OpenBLAS's
- * tuned kernels give the same bits too; its generic ones (test-cpu-generic) round some products
- * differently when the threads share them out otherwise, so there the results agree to 1e-5. */
+ * column matrix, pooling, normalisation, joins, groups shared out) and for max pooling to meet
+ * ties. OpenBLAS's tuned kernels give the same bits too; its generic ones (test-cpu-generic)
+ * round some products differently when the threads share them out otherwise, so there the
+ * results agree to 1e-5. */
 static void
 test_threads_same_bits (void)
 {
@@ -1822,6 +1832,7 @@ test_threads_same_bits (void)
                      "c2: conv 16 3x3 pad 1 nobias\nbn\nrelu\nlrn 5\n"
                      "concat { { conv 8 1x1 } { conv 8 3x3 pad 1 } }\nrelu\n"
                      "maxpool 3x3 stride 2 pad 1\nadd { { conv 16 1x1; bn } { } }\n"
+                     "conv 16 3x3 pad 1 groups 8\n"
                      "sigmoid\navgpool 2x2 stride 2\ndropout 0.3\nfc 10\nsoftmax\n";
   int was = omp_get_max_threads ();
   Rig *r[2];

@@ -705,13 +705,24 @@ winograd_backward_filters (const CsKernelArgs *a)
       }
 }
 
-/* Workspace of a tile: the column matrix [K, T*HW], then the output or its gradient [Cog, T*HW]. */
+/* With many groups (ResNeXt's 32), each group's products are small: run one after another, each
+ * on all the threads, they leave the threads waiting on each other. The threads then share out
+ * the groups instead, each group's columns and product on one thread. ResNeXt-50's grouped 3x3
+ * convolutions at batch 8, forward: 56x56x128 10.9 -> 4.7 ms, 28x28x256 8.3 -> 5.2 ms. */
+static gboolean
+conv_by_groups (const CsNode *n)
+{
+  return cpu_threads () > 1 && n->p.groups >= 2 * (guint) cpu_threads ();
+}
+
+/* Workspace of a tile: the column matrix [K, T*HW], then the output or its gradient [Cog, T*HW];
+ * one such per thread where the threads share out the groups. */
 static gsize
 conv_workspace (const CsNode *n, const CsShape *in, guint batch)
 {
   gsize k = (gsize) (in->c / n->p.groups) * n->p.kh * n->p.kw, hw = n->shape.h * n->shape.w;
   gsize cog = n->p.out / n->p.groups;
-  return (k + cog) * hw * conv_tile (n, in, batch);
+  return (k + cog) * hw * conv_tile (n, in, batch) * (conv_by_groups (n) ? cpu_threads () : 1);
 }
 
 /* What forward and backward both derive from a convolution's arguments. */
@@ -722,6 +733,7 @@ typedef struct {
   gsize in_vol, out_vol;
   guint tile;                   /* images per matrix product */
   gboolean pointwise, direct;   /* 1x1 stride 1; and one image at a time: no copies at all */
+  gboolean by_groups;           /* the threads share out the groups (conv_by_groups) */
 } ConvRun;
 
 static ConvRun
@@ -737,7 +749,51 @@ conv_run (const CsKernelArgs *a)
   r.tile = conv_tile (n, &a->in_shape[0], a->batch);
   r.pointwise = is_pointwise (&r.g);
   r.direct = r.tile == 1 && r.pointwise;
+  r.by_groups = conv_by_groups (n);
   return r;
+}
+
+/* The columns, product and output (plus bias, then the ReLU) of group GI for the T images from
+ * B0, with COL [K, T*HW] and YTILE [Cog, T*HW] to work in. */
+static void
+conv_forward_group (const CsKernelArgs *a, const ConvRun *r, guint b0, guint t, int gi,
+                    float *col, float *ytile)
+{
+  const ConvGeom *g = &r->g;
+  int cog = r->cog;
+  gsize K = r->K, hw = r->hw, ld = t * hw;
+  const float *src = a->in[0] + b0 * r->in_vol + (gsize) gi * g->c * g->h * g->w;
+  if (!r->direct)
+    for (guint i = 0; i < t; i++)
+      {
+        const float *x = a->in[0] + (b0 + i) * r->in_vol + (gsize) gi * g->c * g->h * g->w;
+        if (r->pointwise)
+#pragma omp parallel for if (g->c * hw >= PAR_MIN) schedule (static)
+          for (int c = 0; c < g->c; c++)
+            memcpy (col + c * ld + i * hw, x + (gsize) c * hw, hw * sizeof (float));
+        else
+          im2col (x, g, col + i * hw, ld);
+      }
+  float *y = r->direct ? a->out + b0 * r->out_vol + (gsize) gi * cog * hw : ytile;
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, cog, ld, K, 1.0f,
+               a->w + (gsize) gi * cog * K, K, r->direct ? src : col, ld, 0.0f, y, ld);
+#pragma omp parallel for collapse (2) if (cog * ld >= PAR_MIN) schedule (static)
+  for (guint i = 0; i < t; i++)
+    for (int c = 0; c < cog; c++)
+      {
+        float *dst = a->out + (b0 + i) * r->out_vol + (gsize) (gi * cog + c) * hw;
+        const float *from = y + c * ld + i * hw;
+        float bias = a->b ? a->b[gi * cog + c] : 0.0f;
+        if (a->relu)
+          for (gsize j = 0; j < hw; j++)
+            {
+              float v = from[j] + bias;
+              dst[j] = apply_relu (v);
+            }
+        else if (!r->direct || bias != 0.0f)
+          for (gsize j = 0; j < hw; j++)
+            dst[j] = from[j] + bias;
+      }
 }
 
 static gboolean
@@ -748,51 +804,22 @@ conv_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
       && winograd_worth ((int) in->c, (int) out->c, (int) out->h, (int) out->w, a->batch))
     return winograd_forward (a);
   ConvRun r = conv_run (a);
-  ConvGeom g = r.g;
-  int groups = r.groups, cog = r.cog;
-  gsize K = r.K, hw = r.hw, in_vol = r.in_vol, out_vol = r.out_vol;
-  guint tile = r.tile;
-  gboolean direct = r.direct;
-  for (guint b0 = 0; b0 < a->batch; b0 += tile)
+  gsize room = (r.K + r.cog) * r.tile * r.hw;  /* one group's columns and output */
+  for (guint b0 = 0; b0 < a->batch; b0 += r.tile)
     {
-      guint t = MIN (tile, a->batch - b0);
-      gsize ld = t * hw;
-      float *col = a->work, *ytile = a->work + K * ld;
-      for (int gi = 0; gi < groups; gi++)
+      guint t = MIN (r.tile, a->batch - b0);
+      if (r.by_groups)
         {
-          const float *src = a->in[0] + b0 * in_vol + (gsize) gi * g.c * g.h * g.w;
-          if (!direct)
-            for (guint i = 0; i < t; i++)
-              {
-                const float *x = a->in[0] + (b0 + i) * in_vol + (gsize) gi * g.c * g.h * g.w;
-                if (is_pointwise (&g))
-#pragma omp parallel for if (g.c * hw >= PAR_MIN) schedule (static)
-                  for (int c = 0; c < g.c; c++)
-                    memcpy (col + c * ld + i * hw, x + (gsize) c * hw, hw * sizeof (float));
-                else
-                  im2col (x, &g, col + i * hw, ld);
-              }
-          float *y = direct ? a->out + b0 * out_vol + (gsize) gi * cog * hw : ytile;
-          cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, cog, ld, K, 1.0f,
-                       a->w + (gsize) gi * cog * K, K, direct ? src : col, ld, 0.0f, y, ld);
-#pragma omp parallel for collapse (2) if (cog * ld >= PAR_MIN) schedule (static)
-          for (guint i = 0; i < t; i++)
-            for (int c = 0; c < cog; c++)
-              {
-                float *dst = a->out + (b0 + i) * out_vol + (gsize) (gi * cog + c) * hw;
-                const float *from = y + c * ld + i * hw;
-                float bias = a->b ? a->b[gi * cog + c] : 0.0f;
-                if (a->relu)
-                  for (gsize j = 0; j < hw; j++)
-                    {
-                      float v = from[j] + bias;
-                      dst[j] = apply_relu (v);
-                    }
-                else if (!direct || bias != 0.0f)
-                  for (gsize j = 0; j < hw; j++)
-                    dst[j] = from[j] + bias;
-              }
+#pragma omp parallel for num_threads (scratch_slots (a->work_len, room)) schedule (static)
+          for (int gi = 0; gi < r.groups; gi++)
+            {
+              float *col = a->work + thread_index () * room;
+              conv_forward_group (a, &r, b0, t, gi, col, col + r.K * t * r.hw);
+            }
         }
+      else
+        for (int gi = 0; gi < r.groups; gi++)
+          conv_forward_group (a, &r, b0, t, gi, a->work, a->work + r.K * t * r.hw);
     }
   return TRUE;
 }
@@ -824,90 +851,104 @@ conv_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
   return im2col_backward (&rest);
 }
 
+/* The gradients of group GI for the T images from B0 by the column matrix: the filter's (with DW)
+ * and the bias's (with DB), the input's (with d_in), with COL [K, T*HW] and DYTILE [Cog, T*HW]. */
+static void
+conv_backward_group (const CsKernelArgs *a, const ConvRun *r, guint b0, guint t, int gi,
+                     float *col, float *dytile)
+{
+  const ConvGeom *g = &r->g;
+  int cog = r->cog;
+  gsize K = r->K, hw = r->hw, ld = t * hw;
+  gsize goff = (gsize) gi * g->c * g->h * g->w;
+  const float *w = a->w + (gsize) gi * cog * K;
+  /* The output gradient and the columns of this tile, as [Cog, T*HW] and [K, T*HW]. */
+  const float *dy = a->d_out + b0 * r->out_vol + (gsize) gi * cog * hw;
+  const float *src = a->in[0] + b0 * r->in_vol + goff;
+  if (!r->direct)
+    {
+      for (guint i = 0; i < t; i++)
+        {
+          const float *x = a->in[0] + (b0 + i) * r->in_vol + goff;
+#pragma omp parallel for if (cog * hw >= PAR_MIN) schedule (static)
+          for (int c = 0; c < cog; c++)
+            memcpy (dytile + c * ld + i * hw,
+                    a->d_out + (b0 + i) * r->out_vol + (gsize) (gi * cog + c) * hw,
+                    hw * sizeof (float));
+          if (a->dw == NULL)
+            continue;  /* the input gradient alone needs no columns */
+          if (r->pointwise)
+#pragma omp parallel for if (g->c * hw >= PAR_MIN) schedule (static)
+            for (int c = 0; c < g->c; c++)
+              memcpy (col + c * ld + i * hw, x + (gsize) c * hw, hw * sizeof (float));
+          else
+            im2col (x, g, col + i * hw, ld);
+        }
+      dy = dytile;
+      src = col;
+    }
+  if (a->dw)
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, cog, K, ld, 1.0f, dy, ld, src, ld, 1.0f,
+                 a->dw + (gsize) gi * cog * K, K);
+  if (a->db)
+#pragma omp parallel for if (cog * ld >= PAR_MIN) schedule (static)
+    for (int c = 0; c < cog; c++)
+      a->db[gi * cog + c] += (float) sum_run (dy + c * ld, ld);
+  if (a->d_in[0] == NULL)
+    return;
+  gboolean set = fresh (a, 0);
+  guint32 keep = keep_mask (a, 0);
+  if (r->direct)
+    {
+      cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, K, ld, cog, 1.0f, w, K, dy, ld,
+                   set ? 0.0f : 1.0f, a->d_in[0] + b0 * r->in_vol + goff, ld);
+      return;
+    }
+  /* The columns are no longer needed: their gradient takes their place. */
+  cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, K, ld, cog, 1.0f, w, K, dy, ld, 0.0f, col,
+               ld);
+  for (guint i = 0; i < t; i++)
+    {
+      float *dx = a->d_in[0] + (b0 + i) * r->in_vol + goff;
+      if (r->pointwise)
+#pragma omp parallel for if (g->c * hw >= PAR_MIN) schedule (static)
+        for (int c = 0; c < g->c; c++)
+          {
+            const float *from = col + c * ld + i * hw;
+            float *d = dx + (gsize) c * hw;
+            for (gsize j = 0; j < hw; j++)
+              d[j] = kept_bits (keep, d[j]) + from[j];
+          }
+      else
+        {
+          /* Windows overlap: a fresh gradient is zeroed first, while it is in cache. */
+          if (set)
+            cpu_zero (NULL, dx, (gsize) g->c * g->h * g->w, NULL);
+          col2im_add (col + i * hw, g, dx, ld);
+        }
+    }
+}
+
 static gboolean
 im2col_backward (const CsKernelArgs *a)
 {
   ConvRun r = conv_run (a);
-  ConvGeom g = r.g;
-  int groups = r.groups, cog = r.cog;
-  gsize K = r.K, hw = r.hw, in_vol = r.in_vol, out_vol = r.out_vol;
-  guint tile = r.tile;
-  gboolean pointwise = r.pointwise, direct = r.direct;
-  for (guint b0 = 0; b0 < a->batch; b0 += tile)
+  gsize room = (r.K + r.cog) * r.tile * r.hw;  /* one group's columns and output gradient */
+  for (guint b0 = 0; b0 < a->batch; b0 += r.tile)
     {
-      guint t = MIN (tile, a->batch - b0);
-      gsize ld = t * hw;
-      float *col = a->work, *dytile = a->work + K * ld;
-      for (int gi = 0; gi < groups; gi++)
+      guint t = MIN (r.tile, a->batch - b0);
+      if (r.by_groups)
         {
-          gsize goff = (gsize) gi * g.c * g.h * g.w;
-          const float *w = a->w + (gsize) gi * cog * K;
-          /* The output gradient and the columns of this tile, as [Cog, T*HW] and [K, T*HW]. */
-          const float *dy = a->d_out + b0 * out_vol + (gsize) gi * cog * hw;
-          const float *src = a->in[0] + b0 * in_vol + goff;
-          if (!direct)
+#pragma omp parallel for num_threads (scratch_slots (a->work_len, room)) schedule (static)
+          for (int gi = 0; gi < r.groups; gi++)
             {
-              for (guint i = 0; i < t; i++)
-                {
-                  const float *x = a->in[0] + (b0 + i) * in_vol + goff;
-#pragma omp parallel for if (cog * hw >= PAR_MIN) schedule (static)
-                  for (int c = 0; c < cog; c++)
-                    memcpy (dytile + c * ld + i * hw,
-                            a->d_out + (b0 + i) * out_vol + (gsize) (gi * cog + c) * hw,
-                            hw * sizeof (float));
-                  if (a->dw == NULL)
-                    continue;  /* the input gradient alone needs no columns */
-                  if (pointwise)
-#pragma omp parallel for if (g.c * hw >= PAR_MIN) schedule (static)
-                    for (int c = 0; c < g.c; c++)
-                      memcpy (col + c * ld + i * hw, x + (gsize) c * hw, hw * sizeof (float));
-                  else
-                    im2col (x, &g, col + i * hw, ld);
-                }
-              dy = dytile;
-              src = col;
-            }
-          if (a->dw)
-            cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, cog, K, ld, 1.0f, dy, ld, src,
-                         ld, 1.0f, a->dw + (gsize) gi * cog * K, K);
-          if (a->db)
-#pragma omp parallel for if (cog * ld >= PAR_MIN) schedule (static)
-            for (int c = 0; c < cog; c++)
-              a->db[gi * cog + c] += (float) sum_run (dy + c * ld, ld);
-          if (a->d_in[0] == NULL)
-            continue;
-          gboolean set = fresh (a, 0);
-          guint32 keep = keep_mask (a, 0);
-          if (direct)
-            {
-              cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, K, ld, cog, 1.0f, w, K, dy,
-                           ld, set ? 0.0f : 1.0f, a->d_in[0] + b0 * in_vol + goff, ld);
-              continue;
-            }
-          /* The columns are no longer needed: their gradient takes their place. */
-          cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, K, ld, cog, 1.0f, w, K, dy, ld,
-                       0.0f, col, ld);
-          for (guint i = 0; i < t; i++)
-            {
-              float *dx = a->d_in[0] + (b0 + i) * in_vol + goff;
-              if (pointwise)
-#pragma omp parallel for if (g.c * hw >= PAR_MIN) schedule (static)
-                for (int c = 0; c < g.c; c++)
-                  {
-                    const float *from = col + c * ld + i * hw;
-                    float *d = dx + (gsize) c * hw;
-                    for (gsize j = 0; j < hw; j++)
-                      d[j] = kept_bits (keep, d[j]) + from[j];
-                  }
-              else
-                {
-                  /* Windows overlap: a fresh gradient is zeroed first, while it is in cache. */
-                  if (set)
-                    cpu_zero (NULL, dx, (gsize) g.c * g.h * g.w, NULL);
-                  col2im_add (col + i * hw, &g, dx, ld);
-                }
+              float *col = a->work + thread_index () * room;
+              conv_backward_group (a, &r, b0, t, gi, col, col + r.K * t * r.hw);
             }
         }
+      else
+        for (int gi = 0; gi < r.groups; gi++)
+          conv_backward_group (a, &r, b0, t, gi, a->work, a->work + r.K * t * r.hw);
     }
   return TRUE;
 }
