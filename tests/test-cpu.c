@@ -1337,9 +1337,11 @@ static void
 test_winograd_filter_gradient (void)
 {
   static const WinoGradCase cases[] = {
-    { 16, 16, 55, 57, 1, 1, 5 },  /* input gradient by Winograd too */
-    { 20, 17, 31, 30, 0, 0, 3 },
-    { 16, 18, 14, 13, 2, 1, 2 },  /* 8x7 tiles: cs-cpu.c's WINO_FILTER_MIN_TILES is 49 */
+    { 64, 64, 56, 55, 1, 1, 2 },  /* the input gradient by Winograd too */
+    { 64, 64, 25, 23, 0, 0, 3 },  /* sets of 2 images (cs-cpu.c's WINO_FILTER_MACS): 2, then 1 */
+    { 72, 64, 14, 13, 2, 1, 2 },  /* 8x7 tiles: WINO_FILTER_MIN_TILES is 49 */
+    { 16, 16, 55, 57, 1, 1, 5 },  /* too few channels: the filter's by the column matrix, the
+                                     input's by Winograd */
   };
   g_autoptr (CsBackend) cpu = cs_cpu_backend_new ();
   for (guint ci = 0; ci < G_N_ELEMENTS (cases); ci++)

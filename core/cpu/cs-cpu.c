@@ -665,10 +665,15 @@ winograd_filters_back (const float *GW, int K, int C, float *dw)
     }
 }
 
-/* The filter gradient runs one image at a time (narrower sets of products ran faster at every
- * map size measured: 56x56 to 14x14 at batches 8 to 64), where an image has enough tiles for its
- * products: at 14x14 (49 tiles) 1.25x faster than im2col at batch 32, at 7x7 (16) 1.7x slower. */
+/* The filter gradient runs a few images at a time: as few as give each of the 16 products about
+ * WINO_FILTER_MACS multiply-adds. Narrower sets ran faster at every size measured where one image
+ * already gives that much (ResNet's 56x56x64 to 14x14x256 at batches 8 to 64: one image a set).
+ * By Winograd where an image has enough tiles and the products enough channels: at 14x14 (49
+ * tiles) 1.25x faster than im2col at batch 32, at 7x7 (16) 1.7x slower; with the CIFAR ResNets'
+ * 16 and 32 channels, 1.2 to 1.4x slower (products of 16 x 16 and 32 x 32 outputs). */
 #define WINO_FILTER_MIN_TILES 49
+#define WINO_FILTER_MIN_CHANNELS 64
+#define WINO_FILTER_MACS (1u << 20)
 
 static void
 winograd_backward_filters (const CsKernelArgs *a)
@@ -676,22 +681,26 @@ winograd_backward_filters (const CsKernelArgs *a)
   ConvGeom g = conv_geom (a);
   int K = (int) a->node->p.out, C = g.c;
   int TH = (g.oh + 1) / 2, TW = (g.ow + 1) / 2;
-  gsize F = (gsize) K * C, P = (gsize) TH * TW, ohw = (gsize) g.oh * g.ow;
+  gsize F = (gsize) K * C, tiles = (gsize) TH * TW, ohw = (gsize) g.oh * g.ow;
   gsize in_vol = (gsize) C * g.h * g.w, out_vol = (gsize) K * ohw;
-  float *GW = a->work, *V = GW + 16 * F, *D = V + 16 * (gsize) C * P;
-  float *scratch = D + 16 * (gsize) K * P;
+  guint most = winograd_tile (C, K, g.oh, g.ow, a->batch);  /* what the workspace holds */
+  guint tile = (guint) CLAMP ((WINO_FILTER_MACS + F * tiles - 1) / (F * tiles), 1, most);
+  float *GW = a->work, *V = GW + 16 * F;
   gsize stride = winograd_rows (g.ow);
-  int slots = scratch_slots (a->work_len - (gsize) (scratch - a->work), stride);
-  for (guint b = 0; b < a->batch; b++)
+  for (guint b0 = 0; b0 < a->batch; b0 += tile)
     {
-      winograd_input (a->in[0] + b * in_vol, C, g.h, g.w, TH, TW, g.ph, g.pw, 1, V, scratch,
+      guint t = MIN (tile, a->batch - b0);
+      gsize P = t * tiles;
+      float *D = V + 16 * (gsize) C * P, *scratch = D + 16 * (gsize) K * P;
+      int slots = scratch_slots (a->work_len - (gsize) (scratch - a->work), stride);
+      winograd_input (a->in[0] + b0 * in_vol, C, g.h, g.w, TH, TW, g.ph, g.pw, t, V, scratch,
                       stride, slots);
-      winograd_grad_tiles (a->d_out + b * out_vol, K, g.oh, g.ow, TH, TW, 1, D, scratch, stride,
+      winograd_grad_tiles (a->d_out + b0 * out_vol, K, g.oh, g.ow, TH, TW, t, D, scratch, stride,
                            slots);
       for (int xi = 0; xi < 16; xi++)
         cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, K, C, (int) P, 1.0f,
                      D + (gsize) xi * K * P, (int) P, V + (gsize) xi * C * P, (int) P,
-                     b == 0 ? 0.0f : 1.0f, GW + (gsize) xi * F, C);
+                     b0 == 0 ? 0.0f : 1.0f, GW + (gsize) xi * F, C);
     }
   winograd_filters_back (GW, K, C, a->dw);
   if (a->db)
@@ -834,21 +843,24 @@ conv_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
                   && winograd_worth ((int) out->c, (int) in->c, (int) in->h, (int) in->w,
                                      a->batch);
   gboolean filters = winograd_fits (a->node, in)
-                     && ((gsize) (out->h + 1) / 2) * ((out->w + 1) / 2) >= WINO_FILTER_MIN_TILES;
+                     && ((gsize) (out->h + 1) / 2) * ((out->w + 1) / 2) >= WINO_FILTER_MIN_TILES
+                     && MIN (in->c, out->c) >= WINO_FILTER_MIN_CHANNELS;
+  /* The filter gradient first, then the input's, each by Winograd or by the column matrix. */
   if (filters)
     winograd_backward_filters (a);
+  if (!filters || (!data && a->d_in[0]))
+    {
+      float *no_input[1] = { NULL };
+      CsKernelArgs rest = *a;
+      if (filters)
+        rest.dw = rest.db = NULL;
+      if (data)
+        rest.d_in = no_input;
+      im2col_backward (&rest);
+    }
   if (data)
     winograd_backward_data (a);
-  if (filters && (data || a->d_in[0] == NULL))
-    return TRUE;
-  /* What is left by the column matrix: everything, or one of the two. */
-  float *no_input[1] = { NULL };
-  CsKernelArgs rest = *a;
-  if (filters)
-    rest.dw = rest.db = NULL;
-  if (data)
-    rest.d_in = no_input;
-  return im2col_backward (&rest);
+  return TRUE;
 }
 
 /* The gradients of group GI for the T images from B0 by the column matrix: the filter's (with DW)
