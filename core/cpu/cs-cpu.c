@@ -762,6 +762,21 @@ conv_run (const CsKernelArgs *a)
   return r;
 }
 
+/* The columns of group GI of image IMG into COL, rows LD floats apart: the input's planes as they
+ * are for a pointwise convolution, im2col's otherwise. */
+static void
+group_columns (const CsKernelArgs *a, const ConvRun *r, int gi, guint img, float *col, gsize ld)
+{
+  const ConvGeom *g = &r->g;
+  const float *x = a->in[0] + img * r->in_vol + (gsize) gi * g->c * g->h * g->w;
+  if (r->pointwise)
+#pragma omp parallel for if (g->c * r->hw >= PAR_MIN) schedule (static)
+    for (int c = 0; c < g->c; c++)
+      memcpy (col + c * ld, x + (gsize) c * r->hw, r->hw * sizeof (float));
+  else
+    im2col (x, g, col, ld);
+}
+
 /* The columns, product and output (plus bias, then the ReLU) of group GI for the T images from
  * B0, with COL [K, T*HW] and YTILE [Cog, T*HW] to work in. */
 static void
@@ -774,15 +789,7 @@ conv_forward_group (const CsKernelArgs *a, const ConvRun *r, guint b0, guint t, 
   const float *src = a->in[0] + b0 * r->in_vol + (gsize) gi * g->c * g->h * g->w;
   if (!r->direct)
     for (guint i = 0; i < t; i++)
-      {
-        const float *x = a->in[0] + (b0 + i) * r->in_vol + (gsize) gi * g->c * g->h * g->w;
-        if (r->pointwise)
-#pragma omp parallel for if (g->c * hw >= PAR_MIN) schedule (static)
-          for (int c = 0; c < g->c; c++)
-            memcpy (col + c * ld + i * hw, x + (gsize) c * hw, hw * sizeof (float));
-        else
-          im2col (x, g, col + i * hw, ld);
-      }
+      group_columns (a, r, gi, b0 + i, col + i * hw, ld);
   float *y = r->direct ? a->out + b0 * r->out_vol + (gsize) gi * cog * hw : ytile;
   cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, cog, ld, K, 1.0f,
                a->w + (gsize) gi * cog * K, K, r->direct ? src : col, ld, 0.0f, y, ld);
@@ -805,6 +812,34 @@ conv_forward_group (const CsKernelArgs *a, const ConvRun *r, guint b0, guint t, 
       }
 }
 
+/* What one group of a set of images does, forward or backward, in COL and TILE. */
+typedef void (*ConvGroupFunc) (const CsKernelArgs *a, const ConvRun *r, guint b0, guint t,
+                               int gi, float *col, float *tile);
+
+/* F for each set of images and each group: the groups one after another, each on all the threads,
+ * or shared out between the threads, each with its own columns and tile (r->by_groups). */
+static void
+conv_each_group (const CsKernelArgs *a, const ConvRun *r, ConvGroupFunc f)
+{
+  gsize room = (r->K + r->cog) * r->tile * r->hw;  /* one group's columns and tile */
+  for (guint b0 = 0; b0 < a->batch; b0 += r->tile)
+    {
+      guint t = MIN (r->tile, a->batch - b0);
+      if (r->by_groups)
+        {
+#pragma omp parallel for num_threads (scratch_slots (a->work_len, room)) schedule (static)
+          for (int gi = 0; gi < r->groups; gi++)
+            {
+              float *col = a->work + thread_index () * room;
+              f (a, r, b0, t, gi, col, col + r->K * t * r->hw);
+            }
+        }
+      else
+        for (int gi = 0; gi < r->groups; gi++)
+          f (a, r, b0, t, gi, a->work, a->work + r->K * t * r->hw);
+    }
+}
+
 static gboolean
 conv_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
 {
@@ -813,23 +848,7 @@ conv_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
       && winograd_worth ((int) in->c, (int) out->c, (int) out->h, (int) out->w, a->batch))
     return winograd_forward (a);
   ConvRun r = conv_run (a);
-  gsize room = (r.K + r.cog) * r.tile * r.hw;  /* one group's columns and output */
-  for (guint b0 = 0; b0 < a->batch; b0 += r.tile)
-    {
-      guint t = MIN (r.tile, a->batch - b0);
-      if (r.by_groups)
-        {
-#pragma omp parallel for num_threads (scratch_slots (a->work_len, room)) schedule (static)
-          for (int gi = 0; gi < r.groups; gi++)
-            {
-              float *col = a->work + thread_index () * room;
-              conv_forward_group (a, &r, b0, t, gi, col, col + r.K * t * r.hw);
-            }
-        }
-      else
-        for (int gi = 0; gi < r.groups; gi++)
-          conv_forward_group (a, &r, b0, t, gi, a->work, a->work + r.K * t * r.hw);
-    }
+  conv_each_group (a, &r, conv_forward_group);
   return TRUE;
 }
 
@@ -881,20 +900,13 @@ conv_backward_group (const CsKernelArgs *a, const ConvRun *r, guint b0, guint t,
     {
       for (guint i = 0; i < t; i++)
         {
-          const float *x = a->in[0] + (b0 + i) * r->in_vol + goff;
 #pragma omp parallel for if (cog * hw >= PAR_MIN) schedule (static)
           for (int c = 0; c < cog; c++)
             memcpy (dytile + c * ld + i * hw,
                     a->d_out + (b0 + i) * r->out_vol + (gsize) (gi * cog + c) * hw,
                     hw * sizeof (float));
-          if (a->dw == NULL)
-            continue;  /* the input gradient alone needs no columns */
-          if (r->pointwise)
-#pragma omp parallel for if (g->c * hw >= PAR_MIN) schedule (static)
-            for (int c = 0; c < g->c; c++)
-              memcpy (col + c * ld + i * hw, x + (gsize) c * hw, hw * sizeof (float));
-          else
-            im2col (x, g, col + i * hw, ld);
+          if (a->dw)  /* the input gradient alone needs no columns */
+            group_columns (a, r, gi, b0 + i, col + i * hw, ld);
         }
       dy = dytile;
       src = col;
@@ -945,23 +957,7 @@ static gboolean
 im2col_backward (const CsKernelArgs *a)
 {
   ConvRun r = conv_run (a);
-  gsize room = (r.K + r.cog) * r.tile * r.hw;  /* one group's columns and output gradient */
-  for (guint b0 = 0; b0 < a->batch; b0 += r.tile)
-    {
-      guint t = MIN (r.tile, a->batch - b0);
-      if (r.by_groups)
-        {
-#pragma omp parallel for num_threads (scratch_slots (a->work_len, room)) schedule (static)
-          for (int gi = 0; gi < r.groups; gi++)
-            {
-              float *col = a->work + thread_index () * room;
-              conv_backward_group (a, &r, b0, t, gi, col, col + r.K * t * r.hw);
-            }
-        }
-      else
-        for (int gi = 0; gi < r.groups; gi++)
-          conv_backward_group (a, &r, b0, t, gi, a->work, a->work + r.K * t * r.hw);
-    }
+  conv_each_group (a, &r, conv_backward_group);
   return TRUE;
 }
 
