@@ -321,7 +321,10 @@ test_join (gconstpointer data)
   /* An input that comes twice has one gradient, added to twice. */
   for (guint i = 1; i < k; i++)
     if (n->inputs[i] == n->inputs[0])
-      dxc[i] = dxc[0], dxg[i] = dxg[0];
+      {
+        g_free (dxc[i]), g_free (dxg[i]);
+        dxc[i] = dxc[0], dxg[i] = dxg[0];
+      }
   g_autofree float *yc_own = g_new0 (float, len), *yg_own = g_new0 (float, len);
   g_autofree float *dy = g_new (float, len);
   fill (dy, len, 30, 1);
