@@ -1213,6 +1213,19 @@ static const FwdCase fwd_cases[] = {
     POOL (F_MAXPOOL, 3, 3, 2, 2, 1, 1, TRUE, FALSE) },
   { "/cpu/forward/maxpool/3x3-stride1-pad1", "maxpool 3x3 stride 1 pad 1", { 2, 5, 4 },
     POOL (F_MAXPOOL, 3, 3, 1, 1, 1, 1, FALSE, FALSE) },
+  /* Stride 1 with outputs as large as the inputs: a chunk of planes at a time (cs-cpu.c's
+   * maxpool_same), with windows wider than the plane, one-sided ones, and a batch of planes
+   * that spans chunks. */
+  { "/cpu/forward/maxpool/same-3x3", "maxpool 3x3 stride 1 pad 1", { 5, 14, 13 },
+    POOL (F_MAXPOOL, 3, 3, 1, 1, 1, 1, FALSE, FALSE) },
+  { "/cpu/forward/maxpool/same-5x5", "maxpool 5x5 stride 1 pad 2", { 3, 7, 9 },
+    POOL (F_MAXPOOL, 5, 5, 1, 1, 2, 2, FALSE, FALSE) },
+  { "/cpu/forward/maxpool/same-1x3", "maxpool 1x3 stride 1 pad 0x1", { 2, 6, 5 },
+    POOL (F_MAXPOOL, 1, 3, 1, 1, 0, 1, FALSE, FALSE) },
+  { "/cpu/forward/maxpool/same-7x7-wider-than-plane", "maxpool 7x7 stride 1 pad 3", { 2, 4, 5 },
+    POOL (F_MAXPOOL, 7, 7, 1, 1, 3, 3, FALSE, FALSE) },
+  { "/cpu/forward/maxpool/same-3x3-many-planes", "maxpool 3x3 stride 1 pad 1", { 300, 7, 7 },
+    POOL (F_MAXPOOL, 3, 3, 1, 1, 1, 1, FALSE, FALSE) },
   { "/cpu/forward/maxpool/2x3-stride2x1", "maxpool 2x3 stride 2x1", { 2, 5, 6 },
     POOL (F_MAXPOOL, 2, 3, 2, 1, 0, 0, FALSE, FALSE) },
   { "/cpu/forward/maxpool/global", "maxpool global", { 3, 5, 4 },

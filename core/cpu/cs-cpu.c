@@ -1068,12 +1068,95 @@ maxpool_row (const CsPoolGeom *g, const float *restrict rowmax, const gint32 *re
       }
 }
 
+/* Max pooling at inference with stride 1 and outputs as large as the inputs (GoogLeNet's 3x3 pad 1
+ * branches), on small planes: a chunk of whole planes at a time, as if one tall image. The window
+ * maxima down the columns into V, then across the rows into Y, each as flat loops over the chunk
+ * (vectorised, with no per-row work); the rows and columns whose windows reach past a plane's
+ * edge, which those loops got wrong by reading the next plane or row, are then redone clipped. */
+#define MAXPOOL_CHUNK 8192      /* floats of V per thread */
+
+static gboolean
+maxpool_same_fits (const CsPoolGeom *g)
+{
+  return g->sh == 1 && g->sw == 1 && g->oh == g->h && g->ow == g->w && g->ph < g->kh
+         && g->pw < g->kw && (gsize) g->h * g->w <= MAXPOOL_CHUNK;
+}
+
+static void
+maxpool_same (const CsPoolGeom *g, const float *restrict x, float *restrict y, float *restrict v,
+              gsize planes)
+{
+  const int H = g->h, W = g->w, up = g->ph, down = g->kh - 1 - g->ph;
+  const int left = g->pw, right = g->kw - 1 - g->pw;
+  const gsize hw = (gsize) H * W, n = planes * hw;
+  memcpy (v, x, n * sizeof (float));
+  for (int r = 1; r <= up; r++)
+    for (gsize i = (gsize) r * W; i < n; i++)
+      v[i] = x[i - (gsize) r * W] > v[i] ? x[i - (gsize) r * W] : v[i];
+  for (int r = 1; r <= down; r++)
+    for (gsize i = 0; i + (gsize) r * W < n; i++)
+      v[i] = x[i + (gsize) r * W] > v[i] ? x[i + (gsize) r * W] : v[i];
+  for (gsize pl = 0; pl < planes; pl++)
+    for (int oy = 0; oy < H; oy++)
+      {
+        if (oy >= up && oy < H - down)
+          {
+            oy = H - down - 1;  /* the inner rows are right */
+            continue;
+          }
+        int y0 = MAX (oy - up, 0), y1 = MIN (oy + down, H - 1);
+        for (int ox = 0; ox < W; ox++)
+          {
+            const float *col = x + pl * hw + ox;
+            float best = col[(gsize) y0 * W];
+            for (int yy = y0 + 1; yy <= y1; yy++)
+              best = col[(gsize) yy * W] > best ? col[(gsize) yy * W] : best;
+            v[pl * hw + (gsize) oy * W + ox] = best;
+          }
+      }
+  memcpy (y, v, n * sizeof (float));
+  for (int c = 1; c <= left; c++)
+    for (gsize i = c; i < n; i++)
+      y[i] = v[i - c] > y[i] ? v[i - c] : y[i];
+  for (int c = 1; c <= right; c++)
+    for (gsize i = 0; i + c < n; i++)
+      y[i] = v[i + c] > y[i] ? v[i + c] : y[i];
+  for (gsize row = 0; row < planes * H; row++)
+    for (int ox = 0; ox < W; ox++)
+      {
+        if (ox >= left && ox < W - right)
+          {
+            ox = W - right - 1;
+            continue;
+          }
+        const float *r = v + row * W;
+        int x0 = MAX (ox - left, 0), x1 = MIN (ox + right, W - 1);
+        float best = r[x0];
+        for (int xx = x0 + 1; xx <= x1; xx++)
+          best = r[xx] > best ? r[xx] : best;
+        y[row * W + ox] = best;
+      }
+}
+
 static gboolean
 maxpool_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
 {
   CsPoolGeom g = cs_kernel_pool_geom (a->node, &a->in_shape[0]);
   gsize planes = (gsize) a->batch * a->in_shape[0].c;
   gint32 *where = a->training ? (gint32 *) a->saved : NULL;
+  if (where == NULL && maxpool_same_fits (&g))
+    {
+      gsize hw = (gsize) g.h * g.w, per = MAXPOOL_CHUNK / hw, chunks = (planes + per - 1) / per;
+#pragma omp parallel for if (planes * hw >= PAR_MIN) \
+  num_threads (scratch_slots (a->work_len, MAXPOOL_CHUNK)) schedule (static)
+      for (gsize ch = 0; ch < chunks; ch++)
+        {
+          gsize first = ch * per;
+          maxpool_same (&g, a->in[0] + first * hw, a->out + first * hw,
+                        a->work + thread_index () * MAXPOOL_CHUNK, MIN (per, planes - first));
+        }
+      return TRUE;
+    }
   int slots = scratch_slots (a->work_len, 2 * (gsize) g.w);
   const int W = g.w;  /* not g's: its address is taken, and the loops would not vectorise */
 #pragma omp parallel for if (planes * g.h * g.w >= PAR_MIN) num_threads (slots) schedule (static)
@@ -1854,8 +1937,8 @@ cpu_workspace_size (CsBackend *be, const CsNode *n, const CsShape *in, guint bat
     return conv_workspace (n, &in[0], batch);
   if (n->op == CS_OP_LRN)  /* the scales, the ratios, a row of sums per thread */
     return 2 * vol (&in[0]) + cpu_threads () * (gsize) in[0].h * in[0].w;
-  if (n->op == CS_OP_MAXPOOL)
-    return cpu_threads () * 2 * (gsize) in[0].w;  /* the row maxima and the rows they are in */
+  if (n->op == CS_OP_MAXPOOL)  /* the row maxima and the rows they are in, or maxpool_same's */
+    return cpu_threads () * MAX (2 * (gsize) in[0].w, MAXPOOL_CHUNK);
   return 0;
 }
 
