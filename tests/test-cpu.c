@@ -1962,12 +1962,21 @@ test_fuse_relu_training (void)
 
 /* Max pooling sends each window's gradient to its first maximum in scan order (smallest row,
  * then column), which matters where values tie: here every value is 0 (a zero 1x1 convolution
- * before the pool), as after a ReLU, and windows overlap and reach into the padding. */
+ * before the pool), as after a ReLU, and windows overlap and reach into the padding. By rows
+ * (stride 2, ceil: the last window starts in the padding's edge) and by chunks of planes (stride
+ * 1, outputs as large as the inputs: cs-cpu.c's maxpool_same). */
+typedef struct {
+  const char *pool;
+  int stride, pad, oh, ow;
+} TieCase;
+
 static void
-test_maxpool_ties (void)
+test_maxpool_ties (gconstpointer data)
 {
-  Rig *r = rig_new ("input 7x8x2\npre: conv 2 1x1\npool: maxpool 3x3 stride 2 pad 1 ceil\n"
-                    "logits: fc 4\nsoftmax\n", 2);
+  const TieCase *c = data;
+  g_autofree char *text = g_strdup_printf ("input 7x8x2\npre: conv 2 1x1\npool: %s\n"
+                                           "logits: fc 4\nsoftmax\n", c->pool);
+  Rig *r = rig_new (text, 2);
   memset (weight (r, "pre")->data, 0, weight (r, "pre")->numel * sizeof (float));
   memset (bias (r, "pre")->data, 0, bias (r, "pre")->numel * sizeof (float));
   rig_exec_flags (r, CS_EXEC_TRAINING | CS_EXEC_KEEP_GRADIENTS, 1);
@@ -1980,14 +1989,14 @@ test_maxpool_ties (void)
   g_assert_true (cs_exec_get_gradient (r->x, pre->id, dx, &error));
   g_assert_no_error (error);
   int H = 7, W = 8, OH = (int) pool->shape.h, OW = (int) pool->shape.w;
-  g_assert_cmpint (OH, ==, 4);
-  g_assert_cmpint (OW, ==, 5);  /* ceil: the last window starts in the padding's edge */
+  g_assert_cmpint (OH, ==, c->oh);
+  g_assert_cmpint (OW, ==, c->ow);
   g_autofree double *want = g_new0 (double, out_len (r, pre));
   for (guint pl = 0; pl < r->batch * 2; pl++)
     for (int oh = 0; oh < OH; oh++)
       for (int ow = 0; ow < OW; ow++)
         {
-          int h0 = MAX (oh * 2 - 1, 0), w0 = MAX (ow * 2 - 1, 0);
+          int h0 = MAX (oh * c->stride - c->pad, 0), w0 = MAX (ow * c->stride - c->pad, 0);
           if (h0 < H && w0 < W)
             want[pl * H * W + h0 * W + w0] += dy[(pl * OH + oh) * OW + ow];
         }
@@ -2017,7 +2026,10 @@ main (int argc, char **argv)
   g_test_add_func ("/cpu/bn/running-stats", test_bn_running_stats);
   g_test_add_func ("/cpu/bn/training-forward", test_bn_training_forward);
   g_test_add_func ("/cpu/exec/node-gradients", test_node_gradients);
-  g_test_add_func ("/cpu/maxpool/ties", test_maxpool_ties);
+  static const TieCase ties[] = { { "maxpool 3x3 stride 2 pad 1 ceil", 2, 1, 4, 5 },
+                                  { "maxpool 3x3 stride 1 pad 1", 1, 1, 7, 8 } };
+  g_test_add_data_func ("/cpu/maxpool/ties", &ties[0], test_maxpool_ties);
+  g_test_add_data_func ("/cpu/maxpool/ties-same-size", &ties[1], test_maxpool_ties);
   for (guint i = 0; i < G_N_ELEMENTS (fwd_cases); i++)
     g_test_add_data_func (fwd_cases[i].path, &fwd_cases[i], test_forward_case);
   g_test_add_func ("/cpu/forward/by-hand", test_forward_by_hand);

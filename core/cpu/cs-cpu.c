@@ -1068,12 +1068,14 @@ maxpool_row (const CsPoolGeom *g, const float *restrict rowmax, const gint32 *re
       }
 }
 
-/* Max pooling at inference with stride 1 and outputs as large as the inputs (GoogLeNet's 3x3 pad 1
- * branches), on small planes: a chunk of whole planes at a time, as if one tall image. The window
- * maxima down the columns into V, then across the rows into Y, each as flat loops over the chunk
+/* Max pooling with stride 1 and outputs as large as the inputs (GoogLeNet's 3x3 pad 1 branches),
+ * on small planes: a chunk of whole planes at a time, as if one tall image. The window maxima
+ * down the columns into V, then across the rows into Y, each as flat loops over the chunk
  * (vectorised, with no per-row work); the rows and columns whose windows reach past a plane's
- * edge, which those loops got wrong by reading the next plane or row, are then redone clipped. */
-#define MAXPOOL_CHUNK 8192      /* floats of V per thread */
+ * edge, which those loops got wrong by reading the next plane or row, are then redone clipped.
+ * In training, VI and AT follow where each maximum is, as the row path does: the first in scan
+ * order, the smallest flat index, among equal values. */
+#define MAXPOOL_CHUNK 8192      /* floats of V (and indices of VI) per thread */
 
 static gboolean
 maxpool_same_fits (const CsPoolGeom *g)
@@ -1082,20 +1084,53 @@ maxpool_same_fits (const CsPoolGeom *g)
          && g->pw < g->kw && (gsize) g->h * g->w <= MAXPOOL_CHUNK;
 }
 
+/* Whether candidate C at index CI replaces the best B at BI. */
+static inline gboolean
+maxpool_takes (float c, gint32 ci, float b, gint32 bi)
+{
+  return (c > b) | ((c == b) & (ci < bi));
+}
+
 static void
-maxpool_same (const CsPoolGeom *g, const float *restrict x, float *restrict y, float *restrict v,
-              gsize planes)
+maxpool_same (const CsPoolGeom *g, const float *restrict x, float *restrict y,
+              gint32 *restrict at, float *restrict v, gint32 *restrict vi, gsize planes)
 {
   const int H = g->h, W = g->w, up = g->ph, down = g->kh - 1 - g->ph;
   const int left = g->pw, right = g->kw - 1 - g->pw;
   const gsize hw = (gsize) H * W, n = planes * hw;
+  /* Down the columns: rows above come first in scan order, so they win ties; rows below do not. */
   memcpy (v, x, n * sizeof (float));
+  if (at)
+    for (gsize i = 0; i < n; i++)
+      vi[i] = (gint32) i;
   for (int r = 1; r <= up; r++)
-    for (gsize i = (gsize) r * W; i < n; i++)
-      v[i] = x[i - (gsize) r * W] > v[i] ? x[i - (gsize) r * W] : v[i];
+    {
+      gsize d = (gsize) r * W;
+      if (at)
+        for (gsize i = d; i < n; i++)
+          {
+            gboolean take = x[i - d] >= v[i];
+            v[i] = take ? x[i - d] : v[i];
+            vi[i] = take ? (gint32) (i - d) : vi[i];
+          }
+      else
+        for (gsize i = d; i < n; i++)
+          v[i] = x[i - d] > v[i] ? x[i - d] : v[i];
+    }
   for (int r = 1; r <= down; r++)
-    for (gsize i = 0; i + (gsize) r * W < n; i++)
-      v[i] = x[i + (gsize) r * W] > v[i] ? x[i + (gsize) r * W] : v[i];
+    {
+      gsize d = (gsize) r * W;
+      if (at)
+        for (gsize i = 0; i + d < n; i++)
+          {
+            gboolean take = x[i + d] > v[i];
+            v[i] = take ? x[i + d] : v[i];
+            vi[i] = take ? (gint32) (i + d) : vi[i];
+          }
+      else
+        for (gsize i = 0; i + d < n; i++)
+          v[i] = x[i + d] > v[i] ? x[i + d] : v[i];
+    }
   for (gsize pl = 0; pl < planes; pl++)
     for (int oy = 0; oy < H; oy++)
       {
@@ -1107,20 +1142,42 @@ maxpool_same (const CsPoolGeom *g, const float *restrict x, float *restrict y, f
         int y0 = MAX (oy - up, 0), y1 = MIN (oy + down, H - 1);
         for (int ox = 0; ox < W; ox++)
           {
-            const float *col = x + pl * hw + ox;
-            float best = col[(gsize) y0 * W];
+            gsize best = pl * hw + (gsize) y0 * W + ox;
             for (int yy = y0 + 1; yy <= y1; yy++)
-              best = col[(gsize) yy * W] > best ? col[(gsize) yy * W] : best;
-            v[pl * hw + (gsize) oy * W + ox] = best;
+              {
+                gsize c = pl * hw + (gsize) yy * W + ox;
+                best = x[c] > x[best] ? c : best;
+              }
+            v[pl * hw + (gsize) oy * W + ox] = x[best];
+            if (at)
+              vi[pl * hw + (gsize) oy * W + ox] = (gint32) best;
           }
       }
+  /* Across the rows: the columns' maxima may come from different rows, so indices decide ties. */
   memcpy (y, v, n * sizeof (float));
-  for (int c = 1; c <= left; c++)
-    for (gsize i = c; i < n; i++)
-      y[i] = v[i - c] > y[i] ? v[i - c] : y[i];
-  for (int c = 1; c <= right; c++)
-    for (gsize i = 0; i + c < n; i++)
-      y[i] = v[i + c] > y[i] ? v[i + c] : y[i];
+  if (at)
+    memcpy (at, vi, n * sizeof (gint32));
+  for (int c = -left; c <= right; c++)
+    {
+      /* Candidates C columns away: Y[i] against V[i + c], for every i where that is in the chunk. */
+      gsize lo = c < 0 ? (gsize) -c : 0, hi = c > 0 ? n - c : n;
+      if (c == 0)
+        continue;
+      const float *restrict cv = v + lo + c;
+      const gint32 *restrict ci = vi + lo + c;
+      float *restrict yy = y + lo;
+      gint32 *restrict aa = at ? at + lo : NULL;
+      if (at)
+        for (gsize i = 0; i < hi - lo; i++)
+          {
+            gboolean take = maxpool_takes (cv[i], ci[i], yy[i], aa[i]);
+            yy[i] = take ? cv[i] : yy[i];
+            aa[i] = take ? ci[i] : aa[i];
+          }
+      else
+        for (gsize i = 0; i < hi - lo; i++)
+          yy[i] = cv[i] > yy[i] ? cv[i] : yy[i];
+    }
   for (gsize row = 0; row < planes * H; row++)
     for (int ox = 0; ox < W; ox++)
       {
@@ -1129,13 +1186,19 @@ maxpool_same (const CsPoolGeom *g, const float *restrict x, float *restrict y, f
             ox = W - right - 1;
             continue;
           }
-        const float *r = v + row * W;
-        int x0 = MAX (ox - left, 0), x1 = MIN (ox + right, W - 1);
-        float best = r[x0];
-        for (int xx = x0 + 1; xx <= x1; xx++)
-          best = r[xx] > best ? r[xx] : best;
-        y[row * W + ox] = best;
+        gsize x0 = row * W + MAX (ox - left, 0), x1 = row * W + MIN (ox + right, W - 1);
+        gsize best = x0;
+        for (gsize j = x0 + 1; j <= x1; j++)
+          if (at ? maxpool_takes (v[j], vi[j], v[best], vi[best]) : v[j] > v[best])
+            best = j;
+        y[row * W + ox] = v[best];
+        if (at)
+          at[row * W + ox] = vi[best];
       }
+  /* The chunk's indices, made the plane's own. */
+  for (gsize pl = 0; at && pl < planes; pl++)
+    for (gsize j = 0; j < hw; j++)
+      at[pl * hw + j] -= (gint32) (pl * hw);
 }
 
 static gboolean
@@ -1144,16 +1207,18 @@ maxpool_forward (CsBackend *be, const CsKernelArgs *a, GError **error)
   CsPoolGeom g = cs_kernel_pool_geom (a->node, &a->in_shape[0]);
   gsize planes = (gsize) a->batch * a->in_shape[0].c;
   gint32 *where = a->training ? (gint32 *) a->saved : NULL;
-  if (where == NULL && maxpool_same_fits (&g))
+  if (maxpool_same_fits (&g))
     {
       gsize hw = (gsize) g.h * g.w, per = MAXPOOL_CHUNK / hw, chunks = (planes + per - 1) / per;
 #pragma omp parallel for if (planes * hw >= PAR_MIN) \
-  num_threads (scratch_slots (a->work_len, MAXPOOL_CHUNK)) schedule (static)
+  num_threads (scratch_slots (a->work_len, 2 * MAXPOOL_CHUNK)) schedule (static)
       for (gsize ch = 0; ch < chunks; ch++)
         {
           gsize first = ch * per;
+          float *v = a->work + thread_index () * 2 * MAXPOOL_CHUNK;
           maxpool_same (&g, a->in[0] + first * hw, a->out + first * hw,
-                        a->work + thread_index () * MAXPOOL_CHUNK, MIN (per, planes - first));
+                        where ? where + first * hw : NULL, v, (gint32 *) (v + MAXPOOL_CHUNK),
+                        MIN (per, planes - first));
         }
       return TRUE;
     }
@@ -1938,7 +2003,7 @@ cpu_workspace_size (CsBackend *be, const CsNode *n, const CsShape *in, guint bat
   if (n->op == CS_OP_LRN)  /* the scales, the ratios, a row of sums per thread */
     return 2 * vol (&in[0]) + cpu_threads () * (gsize) in[0].h * in[0].w;
   if (n->op == CS_OP_MAXPOOL)  /* the row maxima and the rows they are in, or maxpool_same's */
-    return cpu_threads () * MAX (2 * (gsize) in[0].w, MAXPOOL_CHUNK);
+    return cpu_threads () * MAX (2 * (gsize) in[0].w, 2 * MAXPOOL_CHUNK);
   return 0;
 }
 
