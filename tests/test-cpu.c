@@ -1189,6 +1189,12 @@ static const FwdCase fwd_cases[] = {
     CONV (5, 1, 1, 1, 1, 0, 0, 1, 1, 1) },
   { "/cpu/forward/conv/1x1-stride2-pad1", "conv 2 1x1 stride 2 pad 1", { 3, 5, 4 },
     CONV (2, 1, 1, 2, 2, 1, 1, 1, 1, 1) },
+  /* One image per product (outputs of 1,024 positions or more): the product goes straight into
+   * the output and the bias is added there; strides 2 and 4 gather by constant strides. */
+  { "/cpu/forward/conv/one-image-stride2", "conv 4 5x5 stride 2 pad 2", { 3, 70, 66 },
+    CONV (4, 5, 5, 2, 2, 2, 2, 1, 1, 1) },
+  { "/cpu/forward/conv/11x11-stride4", "conv 5 11x11 stride 4 pad 1", { 3, 29, 31 },
+    CONV (5, 11, 11, 4, 4, 1, 1, 1, 1, 1) },
   { "/cpu/forward/conv/depthwise-nobias", "conv 6 3x3 pad 1 groups 3 nobias", { 3, 5, 5 },
     CONV (6, 3, 3, 1, 1, 1, 1, 1, 1, 3) },
   { "/cpu/forward/conv/groups8", "conv 16 3x3 pad 1 groups 8", { 24, 9, 7 },

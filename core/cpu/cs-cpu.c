@@ -258,6 +258,12 @@ im2col (const float *restrict x, const ConvGeom *g, float *restrict col, gsize l
                 r[ow] = 0.0f;
               if (g->sw == 1)
                 memcpy (r + lo, src + lo, (hi - lo) * sizeof (float));
+              else if (g->sw == 2)  /* a constant stride, so that the gather vectorises */
+                for (int ow = lo; ow < hi; ow++)
+                  r[ow] = src[ow * 2];
+              else if (g->sw == 4)
+                for (int ow = lo; ow < hi; ow++)
+                  r[ow] = src[ow * 4];
               else
                 for (int ow = lo; ow < hi; ow++)
                   r[ow] = src[ow * g->sw];
@@ -292,6 +298,9 @@ col2im_add (const float *restrict col, const ConvGeom *g, float *restrict x, gsi
               if (g->sw == 1)
                 for (int ow = lo; ow < hi; ow++)
                   dst[ow] += r[ow];
+              else if (g->sw == 2)  /* a constant stride, as in im2col */
+                for (int ow = lo; ow < hi; ow++)
+                  dst[ow * 2] += r[ow];
               else
                 for (int ow = lo; ow < hi; ow++)
                   dst[ow * g->sw] += r[ow];
@@ -790,7 +799,9 @@ conv_forward_group (const CsKernelArgs *a, const ConvRun *r, guint b0, guint t, 
   if (!r->direct)
     for (guint i = 0; i < t; i++)
       group_columns (a, r, gi, b0 + i, col + i * hw, ld);
-  float *y = r->direct ? a->out + b0 * r->out_vol + (gsize) gi * cog * hw : ytile;
+  /* One image's product is already its output's layout: it goes there, and the bias and the
+   * ReLU are applied in place. */
+  float *y = t == 1 ? a->out + b0 * r->out_vol + (gsize) gi * cog * hw : ytile;
   cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, cog, ld, K, 1.0f,
                a->w + (gsize) gi * cog * K, K, r->direct ? src : col, ld, 0.0f, y, ld);
 #pragma omp parallel for collapse (2) if (cog * ld >= PAR_MIN) schedule (static)
@@ -806,7 +817,7 @@ conv_forward_group (const CsKernelArgs *a, const ConvRun *r, guint b0, guint t, 
               float v = from[j] + bias;
               dst[j] = apply_relu (v);
             }
-        else if (!r->direct || bias != 0.0f)
+        else if (dst != from || bias != 0.0f)
           for (gsize j = 0; j < hw; j++)
             dst[j] = from[j] + bias;
       }
