@@ -149,8 +149,7 @@ cs_profile_run (CsNet *net, CsBackend *be, guint batch, CsExecFlags flags, guint
   if (!be->trace_start (be, error))
     return NULL;
   GError *step_error = NULL;
-  gboolean ok = traced_steps (p, net, be, flags, &b, timed, cancellable,
-                              &step_error);
+  gboolean ok = traced_steps (p, net, be, flags, &b, timed, cancellable, &step_error);
   g_autoptr (GArray) records = be->trace_stop (be, &p->dropped, ok ? error : NULL);
   if (!ok)
     {

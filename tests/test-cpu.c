@@ -1352,6 +1352,26 @@ typedef struct {
   guint batch;
 } WinoGradCase;
 
+static double
+largest (const double *v, gsize n)
+{
+  double m = 0;
+  for (gsize i = 0; i < n; i++)
+    m = MAX (m, fabs (v[i]));
+  return m;
+}
+
+/* Every value of GOT within TOL of WANT's. */
+static void
+assert_within (const char *what, guint ci, const float *got, const double *want, gsize n,
+               double tol)
+{
+  for (gsize i = 0; i < n; i++)
+    if (!(fabs (got[i] - want[i]) <= tol))
+      g_error ("case %u, %s %zu: got %.9g, want %.9g (tolerance %.3g)", ci, what, i, got[i],
+               want[i], tol);
+}
+
 static void
 test_winograd_filter_gradient (void)
 {
@@ -1368,12 +1388,10 @@ test_winograd_filter_gradient (void)
       const WinoGradCase *c = &cases[ci];
       g_autofree char *text = g_strdup_printf ("input %dx%dx%d\nt: conv %d 3x3 pad %dx%d\n", c->h,
                                                c->w, c->c, c->k, c->ph, c->pw);
-      GError *error = NULL;
-      g_autoptr (CsGraph) g = cs_parse_model ("t.cnn", text, strlen (text), &error);
-      g_assert_no_error (error);
+      g_autoptr (CsGraph) g = parse (text);
       const CsNode *n = cs_graph_lookup (g, "t");
       const CsShape in = cs_graph_node (g, n->inputs[0])->shape, out = n->shape;
-      gsize ni = c->batch * vsize ((Vol) { in.c, in.h, in.w }), no = c->batch * out.c * out.h * out.w;
+      gsize ni = c->batch * in.c * in.h * in.w, no = c->batch * out.c * out.h * out.w;
       gsize nw = (gsize) c->k * c->c * 9, ohw = (gsize) out.h * out.w;
       g_autofree float *x = g_new (float, ni), *dy = g_new (float, no), *w = g_new (float, nw);
       g_autofree float *dw = g_new (float, nw), *db = g_new (float, c->k), *dx = g_new (float, ni);
@@ -1408,9 +1426,7 @@ test_winograd_filter_gradient (void)
                           want_w[wi] += d * x[xi], want_x[xi] += d * w[wi];
                       }
               }
-      double scale = 0;
-      for (gsize i = 0; i < nw; i++)
-        scale = MAX (scale, fabs (want_w[i]));
+      double wscale = largest (want_w, nw);  /* of the gradient itself, before what it adds to */
       for (gsize i = 0; i < nw; i++)
         want_w[i] += dw[i];
       for (int k = 0; k < c->k; k++)
@@ -1421,23 +1437,15 @@ test_winograd_filter_gradient (void)
       CsKernelArgs a = { .node = n, .batch = c->batch, .training = TRUE, .n_in = 1,
                          .in_shape = &in, .in = in_x, .out = NULL, .d_in = d_in, .d_out = dy,
                          .w = w, .dw = dw, .db = db, .work = scratch, .work_len = work };
+      GError *error = NULL;
       g_assert_true (cpu->backward[CS_OP_CONV] (cpu, &a, &error));
       g_assert_no_error (error);
-      for (gsize i = 0; i < nw; i++)
-        if (!(fabs (dw[i] - want_w[i]) <= 1e-5 * scale))
-          g_error ("case %u, filter gradient %zu: got %.9g, want %.9g (largest %.6g)", ci, i,
-                   dw[i], want_w[i], scale);
+      assert_within ("filter gradient", ci, dw, want_w, nw, 1e-5 * wscale);
       for (int k = 0; k < c->k; k++)
         /* Summed in float lanes, as any float sum: within a few roundings of the terms' sizes. */
         if (!(fabs (db[k] - want_b[k]) <= 4 * FLT_EPSILON * abs_b[k]))
           g_error ("case %u, bias gradient %d: got %.9g, want %.9g", ci, k, db[k], want_b[k]);
-      double xscale = 0;
-      for (gsize i = 0; i < ni; i++)
-        xscale = MAX (xscale, fabs (want_x[i]));
-      for (gsize i = 0; i < ni; i++)
-        if (!(fabs (dx[i] - want_x[i]) <= 1e-5 * xscale))
-          g_error ("case %u, input gradient %zu: got %.9g, want %.9g (largest %.6g)", ci, i, dx[i],
-                   want_x[i], xscale);
+      assert_within ("input gradient", ci, dx, want_x, ni, 1e-5 * largest (want_x, ni));
     }
 }
 

@@ -6,8 +6,7 @@
  * GPU. */
 #include "cs-backend.h"
 #include "cs-cuda-kernels.h"
-#include "cs-net.h"
-#include "cs-parser.h"
+#include "test-util.h"
 
 #include <math.h>
 #include <string.h>
@@ -110,9 +109,7 @@ test_single (gconstpointer data)
 {
   const Single *c = data;
   g_autofree char *text = g_strdup_printf ("%s\nt: %s\n", c->input, c->layer);
-  GError *error = NULL;
-  g_autoptr (CsGraph) g = cs_parse_model ("t.cnn", text, strlen (text), &error);
-  g_assert_no_error (error);
+  g_autoptr (CsGraph) g = parse (text);
   const CsNode *n = cs_graph_lookup (g, "t");
   const CsShape in = cs_graph_node (g, n->inputs[0])->shape;
   guint batch = c->batch;
@@ -226,9 +223,7 @@ test_concat (void)
 {
   const char *text = "input 5x4x3\nt: concat { { a: conv 2 1x1 } { b: conv 3 3x3 pad 1 } "
                      "{ c: conv 1 1x1 } }\n";
-  GError *error = NULL;
-  g_autoptr (CsGraph) g = cs_parse_model ("t.cnn", text, strlen (text), &error);
-  g_assert_no_error (error);
+  g_autoptr (CsGraph) g = parse (text);
   const CsNode *n = NULL;
   for (guint i = 0; i < cs_graph_n_nodes (g); i++)
     if (cs_graph_node (g, i)->op == CS_OP_CONCAT)
@@ -300,9 +295,7 @@ test_join (gconstpointer data)
 {
   const JoinCase *c = data;
   g_autofree char *text = g_strdup_printf ("input 5x4x3\nt: %s\n", c->layer);
-  GError *error = NULL;
-  g_autoptr (CsGraph) g = cs_parse_model ("t.cnn", text, strlen (text), &error);
-  g_assert_no_error (error);
+  g_autoptr (CsGraph) g = parse (text);
   const CsNode *n = cs_graph_lookup (g, "t");
   g_assert_nonnull (n);
   const guint batch = c->batch, k = n->n_inputs;
@@ -457,7 +450,7 @@ test_bias (void)
     }
 }
 
-/* What the joins and drop-path are made of: y = a x, y += a x, and filling. */
+/* What drop-path and the gradients of copies are made of: y = a x, y += a x, and filling. */
 static void
 test_scale_axpy_fill (void)
 {

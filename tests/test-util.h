@@ -12,22 +12,12 @@
 #include <stdarg.h>
 #include <string.h>
 
-/* Test data come from the tests' own splitmix64, so that they stay put whatever the library
- * does to its generator. */
-static inline guint64
-splitmix (guint64 x)
-{
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
-/* Uniform in [-1, 1). */
+/* Uniform in [-1, 1), from the library's counter-based mixer (as the CPU and CUDA kernels' random
+ * draws): test data stay put whatever the order they are drawn in. */
 static inline double
 unif (guint64 seed, guint64 i)
 {
-  return (splitmix (seed ^ splitmix (i)) >> 11) * (2.0 / 9007199254740992.0) - 1.0;
+  return (cs_mix64 (seed ^ cs_mix64 (i)) >> 11) * (2.0 / 9007199254740992.0) - 1.0;
 }
 
 /* A model written in the .cnn language, which must parse. */

@@ -869,10 +869,11 @@ static gboolean
 conv_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
 {
   const CsShape *in = &a->in_shape[0], *out = &a->node->shape;
-  gboolean data = a->d_in[0] && winograd_fits (a->node, in)
+  gboolean fits = winograd_fits (a->node, in);
+  gboolean data = fits && a->d_in[0]
                   && winograd_worth ((int) out->c, (int) in->c, (int) in->h, (int) in->w,
                                      a->batch);
-  gboolean filters = winograd_fits (a->node, in)
+  gboolean filters = fits
                      && ((gsize) (out->h + 1) / 2) * ((out->w + 1) / 2) >= WINO_FILTER_MIN_TILES
                      && MIN (in->c, out->c) >= WINO_FILTER_MIN_CHANNELS;
   /* The filter gradient first, then the input's, each by Winograd or by the column matrix. */
@@ -1010,9 +1011,14 @@ fc_backward (CsBackend *be, const CsKernelArgs *a, GError **error)
  * Ties are common (zeros after a ReLU) and unpredictable, so the choices are selects, not
  * branches. */
 
-/* The window maxima of one output row from the row maxima ROWMAX, and with ROWARG (not NULL) the
- * flat index of each, into Y and AT. Windows that lie inside the row go one window column at a
- * time across all of them, which vectorises; those reaching into the padding one by one. */
+/* Whether candidate C at flat index CI replaces the best B at BI: a larger value, or an equal one
+ * earlier in scan order. */
+static inline gboolean
+maxpool_takes (float c, gint32 ci, float b, gint32 bi)
+{
+  return (c > b) | ((c == b) & (ci < bi));
+}
+
 /* The windows inside the row, [LO, HI), one window column at a time across all of them. SW is
  * the stride, a constant where maxpool_row calls it with one, so that the loops vectorise. */
 static inline void
@@ -1034,7 +1040,7 @@ maxpool_inner (const CsPoolGeom *g, int sw, int lo, int hi, const float *restric
           {
             float c = v[ow * sw];
             gint32 ci = r[ow * sw];
-            gboolean take = (c > y[ow]) | ((c == y[ow]) & (ci < at[ow]));
+            gboolean take = maxpool_takes (c, ci, y[ow], at[ow]);
             y[ow] = take ? c : y[ow];
             at[ow] = take ? ci : at[ow];
           }
@@ -1068,8 +1074,8 @@ maxpool_row (const CsPoolGeom *g, const float *restrict rowmax, const gint32 *re
         gint32 bi = w0 < w1 && at ? rowarg[w0] : -1;  /* -1: a window in the padding only */
         for (int j = w0 + 1; j < w1; j++)
           {
-            gboolean take = rowmax[j] > best
-                            || (at && rowmax[j] == best && rowarg[j] < bi);
+            gboolean take = at ? maxpool_takes (rowmax[j], rowarg[j], best, bi)
+                               : rowmax[j] > best;
             best = take ? rowmax[j] : best;
             bi = take && at ? rowarg[j] : bi;
           }
@@ -1093,13 +1099,6 @@ maxpool_same_fits (const CsPoolGeom *g)
 {
   return g->sh == 1 && g->sw == 1 && g->oh == g->h && g->ow == g->w && g->ph < g->kh
          && g->pw < g->kw && (gsize) g->h * g->w <= MAXPOOL_CHUNK;
-}
-
-/* Whether candidate C at index CI replaces the best B at BI. */
-static inline gboolean
-maxpool_takes (float c, gint32 ci, float b, gint32 bi)
-{
-  return (c > b) | ((c == b) & (ci < bi));
 }
 
 static void
